@@ -15,6 +15,7 @@
 #if __has_include("bp-backend.h") /* transitional while the toolkit lands */
 #include "bp-backend.h"
 #endif
+#include "bp-call.h"
 #if __has_include("bp-host.h") /* transitional while the toolkit lands */
 #include "bp-host.h"
 #endif
