@@ -16,6 +16,7 @@
 #include "bp-backend.h"
 #include "bp-error.h"
 #include "bp-host.h"
+#include "bp-breaker.h"
 
 #define N_LATENCY_BUCKETS 48  /* log2 buckets of microseconds */
 
@@ -29,6 +30,7 @@ typedef struct
   BpBackendState             state;
   char                      *state_reason;  /* (owned) */
   GPtrArray                 *interfaces;    /* (owned) (element-type GDBusInterfaceSkeleton) */
+  BpBreaker                 *breaker;       /* (owned) */
   BpBackendPoolConfig        pool_config;
   BpBackendResilienceConfig  resilience;
   guint64                    latency_buckets[N_LATENCY_BUCKETS];
@@ -98,6 +100,7 @@ bp_backend_dispose (GObject *object)
   BpBackendPrivate *priv = bp_backend_get_instance_private (self);
 
   g_clear_pointer (&priv->interfaces, g_ptr_array_unref);
+  g_clear_object (&priv->breaker);
   g_clear_object (&priv->host);
 
   G_OBJECT_CLASS (bp_backend_parent_class)->dispose (object);
@@ -130,6 +133,7 @@ bp_backend_constructed (GObject *object)
   if (priv->clock == NULL)
     priv->clock = g_object_ref (bp_clock_get_default ());
   escaped = g_dbus_escape_object_path (priv->name != NULL ? priv->name : "unnamed");
+  priv->breaker = bp_breaker_new (priv->name != NULL ? priv->name : "unnamed", priv->clock);
   priv->object_path = g_strconcat ("/org/backplane/Backplane1/backend/", escaped, NULL);
 }
 
@@ -550,6 +554,52 @@ bp_backend_dup_latency (BpBackend *self)
   g_variant_builder_add (&b, "{sv}", "p99-us", g_variant_new_int64 (latency_percentile (priv, 0.99)));
   g_variant_builder_add (&b, "{sv}", "max-us", g_variant_new_int64 (priv->latency_max_us));
   return g_variant_ref_sink (g_variant_builder_end (&b));
+}
+
+/**
+ * bp_backend_get_breaker:
+ * @self: a #BpBackend
+ *
+ * Returns: (transfer none): the backend's circuit breaker, configured from
+ *   the `breaker.*` keys
+ */
+BpBreaker *
+bp_backend_get_breaker (BpBackend *self)
+{
+  BpBackendPrivate *priv = bp_backend_get_instance_private (self);
+
+  g_return_val_if_fail (BP_IS_BACKEND (self), NULL);
+  return priv->breaker;
+}
+
+/**
+ * bp_backend_dup_breaker_stats:
+ * @self: a #BpBackend
+ *
+ * Returns: (transfer full): the `a{sv}` shown as Backend.Breaker
+ */
+GVariant *
+bp_backend_dup_breaker_stats (BpBackend *self)
+{
+  BpBackendPrivate *priv = bp_backend_get_instance_private (self);
+
+  g_return_val_if_fail (BP_IS_BACKEND (self), NULL);
+  return bp_breaker_dup_stats (priv->breaker);
+}
+
+/**
+ * bp_backend_reset_breaker:
+ * @self: a #BpBackend
+ *
+ * Closes the breaker and clears its window (Backend.ResetBreaker).
+ */
+void
+bp_backend_reset_breaker (BpBackend *self)
+{
+  BpBackendPrivate *priv = bp_backend_get_instance_private (self);
+
+  g_return_if_fail (BP_IS_BACKEND (self));
+  bp_breaker_reset (priv->breaker);
 }
 
 /**

@@ -17,6 +17,7 @@
 G_BEGIN_DECLS
 
 typedef struct _BpHost BpHost;
+typedef struct _BpBreaker BpBreaker;
 
 /**
  * BpBackendState:
@@ -172,6 +173,12 @@ BP_AVAILABLE_IN_ALL
 GVariant         *bp_backend_dup_latency          (BpBackend           *self);
 BP_AVAILABLE_IN_ALL
 GVariant         *bp_backend_dup_pool_stats       (BpBackend           *self);
+BP_AVAILABLE_IN_ALL
+BpBreaker        *bp_backend_get_breaker          (BpBackend           *self);
+BP_AVAILABLE_IN_ALL
+GVariant         *bp_backend_dup_breaker_stats    (BpBackend           *self);
+BP_AVAILABLE_IN_ALL
+void              bp_backend_reset_breaker        (BpBackend           *self);
 
 BP_AVAILABLE_IN_ALL
 gboolean          bp_backend_configure            (BpBackend           *self,

@@ -19,7 +19,7 @@
 #include "bp-call.h"
 #include "bp-error.h"
 
-void _bp_host_call_begin (BpHost *self);
+void _bp_host_call_begin (BpHost *self, GDBusMethodInvocation *invocation);
 void _bp_host_call_end (BpHost *self);
 
 struct _BpCall
@@ -137,7 +137,7 @@ bp_call_new (BpHost                *host,
   /* A cancellable's handler runs at once when it is already cancelled. */
   self->shutdown_handler = g_cancellable_connect (bp_host_get_shutdown_cancellable (host),
                                                   G_CALLBACK (shutdown_cb), self, NULL);
-  _bp_host_call_begin (host);
+  _bp_host_call_begin (host, invocation);
   return self;
 }
 

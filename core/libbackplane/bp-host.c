@@ -59,6 +59,7 @@ struct _BpHost
   guint            next_watch_id;
   guint64          next_token;
   guint            n_calls;
+  char             last_call[160];
   GHashTable      *interface_xml;     /* (owned) name → XML text */
   GHashTable      *paths;             /* (owned) path → PathEntry* */
   GDBusNodeInfo   *introspectable_info; /* (owned) */
@@ -453,6 +454,20 @@ bp_host_get_n_watches (BpHost *self)
   return g_hash_table_size (self->watches_by_id);
 }
 
+/**
+ * bp_host_get_last_call:
+ * @self: a #BpHost
+ *
+ * Returns: (transfer none): `Interface.Method on /path` of the call begun
+ *   last, for stall reports
+ */
+const char *
+bp_host_get_last_call (BpHost *self)
+{
+  g_return_val_if_fail (BP_IS_HOST (self), NULL);
+  return self->last_call[0] ? self->last_call : NULL;
+}
+
 guint
 bp_host_get_n_calls (BpHost *self)
 {
@@ -461,12 +476,17 @@ bp_host_get_n_calls (BpHost *self)
 }
 
 /* Called by BpCall. */
-void _bp_host_call_begin (BpHost *self);
+void _bp_host_call_begin (BpHost *self, GDBusMethodInvocation *invocation);
 void _bp_host_call_end (BpHost *self);
 
 void
-_bp_host_call_begin (BpHost *self)
+_bp_host_call_begin (BpHost                *self,
+                     GDBusMethodInvocation *invocation)
 {
+  g_snprintf (self->last_call, sizeof self->last_call, "%s.%s on %s",
+              g_dbus_method_invocation_get_interface_name (invocation),
+              g_dbus_method_invocation_get_method_name (invocation),
+              g_dbus_method_invocation_get_object_path (invocation));
   self->n_calls++;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CALLS]);
 }

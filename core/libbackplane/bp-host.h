@@ -58,6 +58,8 @@ guint            bp_host_get_n_watches            (BpHost              *self);
 
 BP_AVAILABLE_IN_ALL
 guint            bp_host_get_n_calls              (BpHost              *self);
+BP_AVAILABLE_IN_ALL
+const char      *bp_host_get_last_call            (BpHost              *self);
 
 BP_AVAILABLE_IN_ALL
 char            *bp_host_make_client_path         (BpHost              *self,
