@@ -73,6 +73,8 @@ struct _BpDaemon
   guint                      grace_timeout_id;
   guint                      stats_timeout_id;
   guint                      drained_idle_id;
+  guint                      quit_timeout_id;
+  gboolean                   backends_stopped;
   guint                      signal_ids[4];
   guint                      pending_stops;
   int                        exit_status;
@@ -794,6 +796,7 @@ bp_daemon_refresh_stats (BpDaemon *self)
 }
 
 static void finish_draining (BpDaemon *self);
+static void maybe_quit (BpDaemon *self);
 
 static gboolean
 drained_idle_cb (gpointer user_data)
@@ -818,10 +821,45 @@ n_calls_notify_cb (BpHost     *host,
                                                  stats_timeout_cb, self, NULL);
   if (self->draining && bp_host_get_n_calls (host) == 0 && self->drained_idle_id == 0)
     self->drained_idle_id = g_idle_add (drained_idle_cb, self);
+  if (self->backends_stopped && bp_host_get_n_calls (host) == 0)
+    maybe_quit (self);
 }
 
 /* ------------------------------------------------------------------ */
 /* Shutdown                                                            */
+
+/* Cancelled calls still owe their callers a reply: leave the loop only once
+ * every call was answered, or after a last second. */
+static gboolean quit_timeout_cb (gpointer user_data);
+
+static void
+maybe_quit (BpDaemon *self)
+{
+  if (!self->backends_stopped)
+    return;
+  if (bp_host_get_n_calls (self->host) > 0 && self->quit_timeout_id != 0)
+    return;
+  if (bp_host_get_n_calls (self->host) > 0)
+    {
+      self->quit_timeout_id = g_timeout_add (1000, quit_timeout_cb, self);
+      return;
+    }
+  g_clear_handle_id (&self->quit_timeout_id, g_source_remove);
+  g_message (_("all backends stopped; exiting"));
+  g_main_loop_quit (self->loop);
+}
+
+static gboolean
+quit_timeout_cb (gpointer user_data)
+{
+  BpDaemon *self = user_data;
+
+  self->quit_timeout_id = 0;
+  g_message (_("%u call(s) did not answer after cancellation; exiting anyway"),
+             bp_host_get_n_calls (self->host));
+  g_main_loop_quit (self->loop);
+  return G_SOURCE_REMOVE;
+}
 
 static void
 all_stopped_cb (GObject      *source,
@@ -830,8 +868,8 @@ all_stopped_cb (GObject      *source,
 {
   BpDaemon *self = BP_DAEMON (source);
 
-  g_message (_("all backends stopped; exiting"));
-  g_main_loop_quit (self->loop);
+  self->backends_stopped = TRUE;
+  maybe_quit (self);
 }
 
 static void
@@ -1018,6 +1056,7 @@ bp_daemon_run (BpDaemon *self)
   g_clear_handle_id (&self->grace_timeout_id, g_source_remove);
   g_clear_handle_id (&self->stats_timeout_id, g_source_remove);
   g_clear_handle_id (&self->drained_idle_id, g_source_remove);
+  g_clear_handle_id (&self->quit_timeout_id, g_source_remove);
   if (self->own_name_id != 0)
     g_bus_unown_name (self->own_name_id);
   self->own_name_id = 0;

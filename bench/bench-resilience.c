@@ -1,0 +1,215 @@
+/* bench-resilience.c: per-call overhead of BpBreaker + BpRetry
+ *
+ * Runs an operation whose GTask is already completed when its start
+ * function returns (the cheapest possible backend call) N times, one after
+ * the other on the main loop:
+ *   - bare: the operation alone;
+ *   - breaker: through bp_breaker_call_async();
+ *   - breaker+retry: through bp_retry_run_async() around the breaker, with a
+ *     retry budget, as backends use them.
+ * Each variant runs several rounds in alternation and keeps its best round,
+ * so that the comparison is made in the same process under the same load.
+ * It prints ratios and never fails on timing (exit status 0).
+ *
+ * Usage: bench-resilience [N [VARIANT]]
+ *   N: calls a round (default 200000); VARIANT: run only "bare", "breaker"
+ *   or "breaker+retry" (for perf stat / callgrind), without the comparison.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include <backplane.h>
+
+#define N_ROUNDS 5
+
+/* The operation: a GTask returned before start() returns. */
+static void
+ready_start (gpointer             op_data,
+             GCancellable        *cancellable,
+             GAsyncReadyCallback  callback,
+             gpointer             callback_data)
+{
+  GTask *task = g_task_new (NULL, cancellable, callback, callback_data);
+
+  g_task_return_pointer (task, GUINT_TO_POINTER (1), NULL);
+  g_object_unref (task);
+}
+
+static gboolean
+ready_finish (gpointer       op_data,
+              GAsyncResult  *result,
+              gpointer      *out_result,
+              GError       **error)
+{
+  gpointer r = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (out_result != NULL)
+    *out_result = r;
+  return r != NULL;
+}
+
+static const BpOperation ready_op = { ready_start, ready_finish, NULL };
+
+/* The breaker around it, as a BpOperation for the retry. */
+static void
+breaker_start (gpointer             op_data,
+               GCancellable        *cancellable,
+               GAsyncReadyCallback  callback,
+               gpointer             callback_data)
+{
+  bp_breaker_call_async (BP_BREAKER (op_data), &ready_op, NULL, NULL, NULL,
+                         cancellable, callback, callback_data);
+}
+
+static gboolean
+breaker_finish (gpointer       op_data,
+                GAsyncResult  *result,
+                gpointer      *out_result,
+                GError       **error)
+{
+  return bp_breaker_call_finish (BP_BREAKER (op_data), result, out_result, NULL, error);
+}
+
+static const BpOperation breaker_op = { breaker_start, breaker_finish, NULL };
+
+typedef enum
+{
+  VARIANT_BARE,
+  VARIANT_BREAKER,
+  VARIANT_BREAKER_RETRY,
+  N_VARIANTS
+} Variant;
+
+static const char *variant_names[N_VARIANTS] = { "bare GTask", "breaker", "breaker+retry" };
+
+typedef struct
+{
+  BpBreaker *breaker;
+  BpRetry   *retry;
+  gboolean   done;
+  gboolean   ok;
+} Bench;
+
+static void
+bare_done_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Bench *b = user_data;
+
+  b->ok = ready_finish (NULL, result, NULL, NULL);
+  b->done = TRUE;
+}
+
+static void
+breaker_done_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Bench *b = user_data;
+
+  b->ok = bp_breaker_call_finish (BP_BREAKER (source), result, NULL, NULL, NULL);
+  b->done = TRUE;
+}
+
+static void
+retry_done_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  Bench *b = user_data;
+
+  b->ok = bp_retry_run_finish (BP_RETRY (source), result, NULL, NULL, NULL);
+  b->done = TRUE;
+}
+
+/* Returns the mean wall time of one call, in nanoseconds. */
+static double
+run_round (Bench   *b,
+           Variant  variant,
+           guint    n)
+{
+  gint64 start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < n; i++)
+    {
+      b->done = FALSE;
+      switch (variant)
+        {
+        case VARIANT_BARE:
+          ready_start (NULL, NULL, bare_done_cb, b);
+          break;
+        case VARIANT_BREAKER:
+          bp_breaker_call_async (b->breaker, &ready_op, NULL, NULL, NULL, NULL, breaker_done_cb, b);
+          break;
+        case VARIANT_BREAKER_RETRY:
+        default:
+          bp_retry_run_async (b->retry, &breaker_op, b->breaker, NULL,
+                              BP_IDEMPOTENCY_IDEMPOTENT, NULL, retry_done_cb, b);
+          break;
+        }
+      while (!b->done)
+        g_main_context_iteration (NULL, TRUE);
+      if (!b->ok)
+        g_error ("call %u of %s failed", i, variant_names[variant]);
+    }
+
+  return (double) (g_get_monotonic_time () - start) * 1000.0 / n;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr(BpRetryBudget) budget = NULL;
+  double best[N_VARIANTS];
+  Bench b = { 0, };
+  guint n = 200000;
+
+  if (argc > 1)
+    n = CLAMP (strtoul (argv[1], NULL, 10), 1000, 100000000);
+
+  b.breaker = bp_breaker_new ("bench", NULL);
+  b.retry = bp_retry_new (NULL);
+  budget = bp_retry_budget_new (NULL, 0.2, 10, 10000);
+  bp_retry_set_budget (b.retry, budget);
+
+  if (argc > 2)
+    {
+      for (Variant v = 0; v < N_VARIANTS; v++)
+        if (g_strcmp0 (argv[2], variant_names[v]) == 0 ||
+            (v == VARIANT_BARE && g_strcmp0 (argv[2], "bare") == 0))
+          g_print ("%s per call: %.0f ns\n", variant_names[v], run_round (&b, v, n));
+      g_clear_object (&b.retry);
+      g_clear_object (&b.breaker);
+      return EXIT_SUCCESS;
+    }
+
+  /* warm-up */
+  for (Variant v = 0; v < N_VARIANTS; v++)
+    {
+      run_round (&b, v, n / 10);
+      best[v] = G_MAXDOUBLE;
+    }
+
+  for (guint round = 0; round < N_ROUNDS; round++)
+    for (Variant v = 0; v < N_VARIANTS; v++)
+      best[v] = MIN (best[v], run_round (&b, v, n));
+
+  g_print ("calls per round: %u, rounds: %u (best round kept)\n", n, N_ROUNDS);
+  g_print ("breaker per call: %.0f ns, bare GTask: %.0f ns, ratio %.2f, added %.0f ns\n",
+           best[VARIANT_BREAKER], best[VARIANT_BARE],
+           best[VARIANT_BREAKER] / best[VARIANT_BARE],
+           best[VARIANT_BREAKER] - best[VARIANT_BARE]);
+  g_print ("breaker+retry per call: %.0f ns, bare GTask: %.0f ns, ratio %.2f, added %.0f ns\n",
+           best[VARIANT_BREAKER_RETRY], best[VARIANT_BARE],
+           best[VARIANT_BREAKER_RETRY] / best[VARIANT_BARE],
+           best[VARIANT_BREAKER_RETRY] - best[VARIANT_BARE]);
+
+  g_clear_object (&b.retry);
+  g_clear_object (&b.breaker);
+  return EXIT_SUCCESS;
+}

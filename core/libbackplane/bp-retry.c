@@ -1,0 +1,1123 @@
+/* bp-retry.c: GTask-based retry with backoff, jitter, deadline and budget
+ *
+ * A BpRetry holds one backend's retry policy (attempts, backoff shape,
+ * deadline), its shared BpRetryBudget and its error classifier, and runs any
+ * BpOperation under that policy with bp_retry_run_async().
+ *
+ * Rules, in the order they are applied after a failed attempt:
+ *  1. a cancelled call, or a failure classified FATAL or IGNORE, is final;
+ *  2. an UNSAFE operation is never retried (RFC 9110 §9.2.2, gRPC A6);
+ *  3. no more than max-attempts attempts (the first one included);
+ *  4. no attempt starts after the deadline, and the last sleep is clipped to
+ *     it;
+ *  5. BP_ERROR_CIRCUIT_OPEN is retried only if its retry-after fits in the
+ *     remaining deadline (in cap-ms when there is no deadline), and then the
+ *     sleep is at least the retry-after;
+ *  6. every retry must withdraw from the budget, if there is one.
+ * The error of the last attempt is returned unchanged.
+ *
+ * Sleeps are BpClock timeout sources in the task's main context, raced
+ * against a GCancellableSource, so a cancellation during a sleep completes the
+ * task from the main loop without starting another attempt, and nothing stays
+ * armed once the task has completed.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "bp-retry.h"
+
+#include "bp-error.h"
+
+G_DEFINE_ENUM_TYPE (BpFailureKind, bp_failure_kind,
+  G_DEFINE_ENUM_VALUE (BP_FAILURE_RETRYABLE, "retryable"),
+  G_DEFINE_ENUM_VALUE (BP_FAILURE_FATAL, "fatal"),
+  G_DEFINE_ENUM_VALUE (BP_FAILURE_AMBIGUOUS, "ambiguous"),
+  G_DEFINE_ENUM_VALUE (BP_FAILURE_IGNORE, "ignore"))
+
+G_DEFINE_ENUM_TYPE (BpJitter, bp_jitter,
+  G_DEFINE_ENUM_VALUE (BP_JITTER_NONE, "none"),
+  G_DEFINE_ENUM_VALUE (BP_JITTER_FULL, "full"),
+  G_DEFINE_ENUM_VALUE (BP_JITTER_EQUAL, "equal"),
+  G_DEFINE_ENUM_VALUE (BP_JITTER_DECORRELATED, "decorrelated"))
+
+G_DEFINE_ENUM_TYPE (BpIdempotency, bp_idempotency,
+  G_DEFINE_ENUM_VALUE (BP_IDEMPOTENCY_UNSAFE, "unsafe"),
+  G_DEFINE_ENUM_VALUE (BP_IDEMPOTENCY_IDEMPOTENT, "idempotent"),
+  G_DEFINE_ENUM_VALUE (BP_IDEMPOTENCY_KEYED, "keyed"))
+
+/* Bounds of the configuration (every limit a caller can push has one). */
+#define MAX_ATTEMPTS_LIMIT 100
+#define MAX_DELAY_MS       (24u * 3600u * 1000u)
+
+/**
+ * bp_failure_kind_from_error:
+ * @error: a #GError
+ *
+ * The default classification, used when no [callback@Bp.ClassifyFunc] is
+ * set and by custom classifiers for the errors they do not know:
+ *
+ * - `G_IO_ERROR_CANCELLED`, `BP_ERROR_CANCELLED`: %BP_FAILURE_IGNORE (never a
+ *   failure, never retried)
+ * - `BP_ERROR_TIMEOUT`, `BP_ERROR_UNAVAILABLE`, `BP_ERROR_CIRCUIT_OPEN`, and
+ *   the I/O errors meaning the request never left (refused, unreachable, not
+ *   connected, timed out, temporary resolver failure): %BP_FAILURE_RETRYABLE
+ * - `G_IO_ERROR_CONNECTION_CLOSED` / `G_IO_ERROR_BROKEN_PIPE`,
+ *   `G_IO_ERROR_PARTIAL_INPUT`: %BP_FAILURE_AMBIGUOUS (it may have been applied)
+ * - client errors (`INVALID_ARGUMENT`, `NOT_FOUND`, `PERMISSION_DENIED`) and
+ *   local limits (`POOL_EXHAUSTED`, `LIMIT_EXCEEDED`): %BP_FAILURE_IGNORE
+ * - everything else (`BP_ERROR_BACKEND`, `BP_ERROR_FAILED`, unknown domains):
+ *   %BP_FAILURE_FATAL
+ *
+ * Other domains are first mapped with bp_error_normalize().
+ *
+ * Returns: the kind of failure
+ */
+BpFailureKind
+bp_failure_kind_from_error (const GError *error)
+{
+  g_autoptr(GError) normalized = NULL;
+
+  g_return_val_if_fail (error != NULL, BP_FAILURE_FATAL);
+
+  if (error->domain == G_IO_ERROR)
+    {
+      switch (error->code)
+        {
+        case G_IO_ERROR_CANCELLED:
+          return BP_FAILURE_IGNORE;
+        case G_IO_ERROR_TIMED_OUT:
+        case G_IO_ERROR_CONNECTION_REFUSED:
+        case G_IO_ERROR_HOST_UNREACHABLE:
+        case G_IO_ERROR_NETWORK_UNREACHABLE:
+        case G_IO_ERROR_HOST_NOT_FOUND:
+        case G_IO_ERROR_NOT_CONNECTED:
+        case G_IO_ERROR_BUSY:
+        case G_IO_ERROR_WOULD_BLOCK:
+          return BP_FAILURE_RETRYABLE;
+        case G_IO_ERROR_CONNECTION_CLOSED:
+        case G_IO_ERROR_PARTIAL_INPUT:
+          return BP_FAILURE_AMBIGUOUS;
+        default:
+          break;
+        }
+    }
+  else if (error->domain == G_RESOLVER_ERROR &&
+           error->code == G_RESOLVER_ERROR_TEMPORARY_FAILURE)
+    return BP_FAILURE_RETRYABLE;
+
+  if (error->domain != BP_ERROR)
+    error = normalized = bp_error_normalize (error);
+
+  switch ((BpError) error->code)
+    {
+    case BP_ERROR_CANCELLED:
+    case BP_ERROR_INVALID_ARGUMENT:
+    case BP_ERROR_NOT_FOUND:
+    case BP_ERROR_PERMISSION_DENIED:
+    case BP_ERROR_POOL_EXHAUSTED:
+    case BP_ERROR_LIMIT_EXCEEDED:
+      return BP_FAILURE_IGNORE;
+    case BP_ERROR_TIMEOUT:
+    case BP_ERROR_UNAVAILABLE:
+    case BP_ERROR_CIRCUIT_OPEN:
+      return BP_FAILURE_RETRYABLE;
+    case BP_ERROR_FAILED:
+    case BP_ERROR_BACKEND:
+    default:
+      return BP_FAILURE_FATAL;
+    }
+}
+
+/* BpRetryBudget ---------------------------------------------------------- */
+
+#define BUDGET_N_BUCKETS 10
+
+typedef struct
+{
+  gint64  epoch;        /* bucket index (time / width) this slot counts, -1: empty */
+  guint64 deposits;
+  guint64 withdrawals;  /* retries paid from the ratio share */
+} BudgetBucket;
+
+struct _BpRetryBudget
+{
+  gatomicrefcount ref_count;
+  BpClock        *clock;          /* (owned) */
+  double          ratio;
+  double          min_per_second;
+  gint64          bucket_us;
+
+  GMutex          mutex;          /* protects every field below */
+  BudgetBucket    buckets[BUDGET_N_BUCKETS];
+  double          reserve;        /* tokens of the per-second reserve */
+  gint64          reserve_at;     /* clock time of the last refill */
+  guint64         total_deposits;
+  guint64         total_withdrawals;
+  guint64         total_exhausted;
+};
+
+G_DEFINE_BOXED_TYPE (BpRetryBudget, bp_retry_budget, bp_retry_budget_ref, bp_retry_budget_unref)
+
+/**
+ * bp_retry_budget_new:
+ * @clock: (nullable): the clock, %NULL for the default one
+ * @ratio: the share of first attempts that may be retried, in [0, 10]
+ *   (0.2: 20 %)
+ * @min_per_second: retries always allowed per second on top of @ratio
+ *   (at most 10000)
+ * @window_ms: how long a deposit counts, in [100, 600000] ms (clamped)
+ *
+ * Creates a retry budget, usually one per backend shared by its retries,
+ * hedges and dead-letter replays. Finagle's default is ratio 0.2, 10 per
+ * second, window 10 s: over the first T seconds, with N first attempts, at
+ * most `ratio·N + min_per_second·T` retries pass (the reserve starts empty
+ * and holds at most one second's worth).
+ *
+ * Returns: (transfer full): a new #BpRetryBudget
+ */
+BpRetryBudget *
+bp_retry_budget_new (BpClock *clock,
+                     double   ratio,
+                     guint    min_per_second,
+                     guint    window_ms)
+{
+  BpRetryBudget *self;
+
+  g_return_val_if_fail (clock == NULL || BP_IS_CLOCK (clock), NULL);
+  g_return_val_if_fail (ratio >= 0.0 && ratio <= 10.0, NULL);
+  g_return_val_if_fail (min_per_second <= 10000, NULL);
+
+  self = g_new0 (BpRetryBudget, 1);
+  g_atomic_ref_count_init (&self->ref_count);
+  self->clock = g_object_ref (clock != NULL ? clock : bp_clock_get_default ());
+  self->ratio = ratio;
+  self->min_per_second = min_per_second;
+  window_ms = CLAMP (window_ms, 100, 600000);
+  self->bucket_us = (gint64) window_ms * 1000 / BUDGET_N_BUCKETS;
+  g_mutex_init (&self->mutex);
+  for (guint i = 0; i < BUDGET_N_BUCKETS; i++)
+    self->buckets[i].epoch = -1;
+  self->reserve = 0.0;
+  self->reserve_at = bp_clock_get_time (self->clock);
+  return self;
+}
+
+/**
+ * bp_retry_budget_ref:
+ * @self: a #BpRetryBudget
+ *
+ * Returns: (transfer full): @self
+ */
+BpRetryBudget *
+bp_retry_budget_ref (BpRetryBudget *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  g_atomic_ref_count_inc (&self->ref_count);
+  return self;
+}
+
+/**
+ * bp_retry_budget_unref:
+ * @self: (transfer full): a #BpRetryBudget
+ */
+void
+bp_retry_budget_unref (BpRetryBudget *self)
+{
+  g_return_if_fail (self != NULL);
+
+  if (!g_atomic_ref_count_dec (&self->ref_count))
+    return;
+  g_mutex_clear (&self->mutex);
+  g_clear_object (&self->clock);
+  g_free (self);
+}
+
+static gint64
+floor_div (gint64 a,
+           gint64 b)
+{
+  gint64 q = a / b;
+
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* Called with the mutex held; returns the bucket of @now, cleared if stale. */
+static BudgetBucket *
+budget_bucket_locked (BpRetryBudget *self,
+                      gint64         now)
+{
+  gint64 epoch = floor_div (now, self->bucket_us);
+  BudgetBucket *b = &self->buckets[((epoch % BUDGET_N_BUCKETS) + BUDGET_N_BUCKETS) % BUDGET_N_BUCKETS];
+
+  if (b->epoch != epoch)
+    {
+      b->epoch = epoch;
+      b->deposits = 0;
+      b->withdrawals = 0;
+    }
+  return b;
+}
+
+/**
+ * bp_retry_budget_deposit:
+ * @self: a #BpRetryBudget
+ *
+ * Records a first attempt. [method@Bp.Retry.run_async] calls it once per
+ * run; call it yourself for operations you retry by other means.
+ */
+void
+bp_retry_budget_deposit (BpRetryBudget *self)
+{
+  gint64 now;
+
+  g_return_if_fail (self != NULL);
+
+  now = bp_clock_get_time (self->clock);
+  g_mutex_lock (&self->mutex);
+  budget_bucket_locked (self, now)->deposits++;
+  self->total_deposits++;
+  g_mutex_unlock (&self->mutex);
+}
+
+/**
+ * bp_retry_budget_try_withdraw:
+ * @self: a #BpRetryBudget
+ *
+ * Asks for one retry.
+ *
+ * Returns: %TRUE if the retry may go ahead (and is now paid for), %FALSE if
+ *   the budget is exhausted
+ */
+gboolean
+bp_retry_budget_try_withdraw (BpRetryBudget *self)
+{
+  gint64 now;
+  gint64 epoch;
+  guint64 deposits = 0;
+  guint64 withdrawals = 0;
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (self != NULL, FALSE);
+
+  now = bp_clock_get_time (self->clock);
+  epoch = floor_div (now, self->bucket_us);
+
+  g_mutex_lock (&self->mutex);
+
+  if (now > self->reserve_at)
+    {
+      self->reserve += (double) (now - self->reserve_at) * self->min_per_second / G_USEC_PER_SEC;
+      self->reserve = MIN (self->reserve, self->min_per_second);
+      self->reserve_at = now;
+    }
+
+  for (guint i = 0; i < BUDGET_N_BUCKETS; i++)
+    {
+      const BudgetBucket *b = &self->buckets[i];
+
+      if (b->epoch > epoch - BUDGET_N_BUCKETS && b->epoch <= epoch)
+        {
+          deposits += b->deposits;
+          withdrawals += b->withdrawals;
+        }
+    }
+
+  if ((double) (withdrawals + 1) <= self->ratio * (double) deposits + 1e-9)
+    budget_bucket_locked (self, now)->withdrawals++;
+  else if (self->reserve >= 1.0)
+    self->reserve -= 1.0;
+  else
+    ok = FALSE;
+
+  if (ok)
+    self->total_withdrawals++;
+  else
+    self->total_exhausted++;
+
+  g_mutex_unlock (&self->mutex);
+
+  return ok;
+}
+
+/**
+ * bp_retry_budget_dup_stats:
+ * @self: a #BpRetryBudget
+ *
+ * Returns: (transfer full): a floating-free `a{sv}` with `deposits`,
+ *   `withdrawals` and `exhausted` (all `t`, since creation)
+ */
+GVariant *
+bp_retry_budget_dup_stats (BpRetryBudget *self)
+{
+  GVariantDict dict;
+
+  g_return_val_if_fail (self != NULL, NULL);
+
+  g_variant_dict_init (&dict, NULL);
+  g_mutex_lock (&self->mutex);
+  g_variant_dict_insert (&dict, "deposits", "t", self->total_deposits);
+  g_variant_dict_insert (&dict, "withdrawals", "t", self->total_withdrawals);
+  g_variant_dict_insert (&dict, "exhausted", "t", self->total_exhausted);
+  g_mutex_unlock (&self->mutex);
+  return g_variant_ref_sink (g_variant_dict_end (&dict));
+}
+
+/* BpRetry ---------------------------------------------------------------- */
+
+/**
+ * BpRetry:
+ *
+ * A retry policy: exponential backoff with a jitter shape, a cap, a maximum
+ * number of attempts, an overall deadline, a retry predicate
+ * ([callback@Bp.ClassifyFunc]) and an optional shared [struct@Bp.RetryBudget].
+ *
+ * Thread-safe: properties may be changed from any thread (a run reads them
+ * once, when it starts), and bp_retry_run_async() may be called from any
+ * thread; its callbacks run in the caller's thread-default main context.
+ * Set the classifier before the first run.
+ */
+struct _BpRetry
+{
+  GObject         parent_instance;
+
+  BpClock        *clock;             /* (owned) */
+
+  GMutex          mutex;             /* protects every field below */
+  guint           max_attempts;
+  guint           base_ms;
+  guint           cap_ms;
+  guint           deadline_ms;       /* 0: none */
+  BpJitter        jitter;
+  BpRetryBudget  *budget;            /* (owned) (nullable) */
+  BpClassifyFunc  classify;          /* (nullable) */
+  gpointer        classify_data;
+  GDestroyNotify  classify_destroy;
+};
+
+G_DEFINE_FINAL_TYPE (BpRetry, bp_retry, G_TYPE_OBJECT)
+
+enum {
+  PROP_0,
+  PROP_CLOCK,
+  PROP_MAX_ATTEMPTS,
+  PROP_BASE_MS,
+  PROP_CAP_MS,
+  PROP_JITTER,
+  PROP_DEADLINE_MS,
+  PROP_BUDGET,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void
+bp_retry_finalize (GObject *object)
+{
+  BpRetry *self = BP_RETRY (object);
+
+  if (self->classify_destroy != NULL)
+    self->classify_destroy (self->classify_data);
+  g_clear_pointer (&self->budget, bp_retry_budget_unref);
+  g_clear_object (&self->clock);
+  g_mutex_clear (&self->mutex);
+
+  G_OBJECT_CLASS (bp_retry_parent_class)->finalize (object);
+}
+
+static void
+bp_retry_get_property (GObject    *object,
+                       guint       prop_id,
+                       GValue     *value,
+                       GParamSpec *pspec)
+{
+  BpRetry *self = BP_RETRY (object);
+
+  if (prop_id == PROP_CLOCK)
+    {
+      g_value_set_object (value, self->clock);
+      return;
+    }
+
+  g_mutex_lock (&self->mutex);
+  switch (prop_id)
+    {
+    case PROP_MAX_ATTEMPTS:
+      g_value_set_uint (value, self->max_attempts);
+      break;
+    case PROP_BASE_MS:
+      g_value_set_uint (value, self->base_ms);
+      break;
+    case PROP_CAP_MS:
+      g_value_set_uint (value, self->cap_ms);
+      break;
+    case PROP_JITTER:
+      g_value_set_enum (value, self->jitter);
+      break;
+    case PROP_DEADLINE_MS:
+      g_value_set_uint (value, self->deadline_ms);
+      break;
+    case PROP_BUDGET:
+      g_value_set_boxed (value, self->budget);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+  g_mutex_unlock (&self->mutex);
+}
+
+static void
+bp_retry_set_property (GObject      *object,
+                       guint         prop_id,
+                       const GValue *value,
+                       GParamSpec   *pspec)
+{
+  BpRetry *self = BP_RETRY (object);
+  guint *field = NULL;
+
+  switch (prop_id)
+    {
+    case PROP_CLOCK:
+      g_assert (self->clock == NULL);
+      self->clock = g_value_dup_object (value);
+      if (self->clock == NULL)
+        self->clock = g_object_ref (bp_clock_get_default ());
+      return;
+    case PROP_MAX_ATTEMPTS:
+      field = &self->max_attempts;
+      break;
+    case PROP_BASE_MS:
+      field = &self->base_ms;
+      break;
+    case PROP_CAP_MS:
+      field = &self->cap_ms;
+      break;
+    case PROP_DEADLINE_MS:
+      field = &self->deadline_ms;
+      break;
+    case PROP_JITTER:
+      g_mutex_lock (&self->mutex);
+      if (self->jitter == (BpJitter) g_value_get_enum (value))
+        {
+          g_mutex_unlock (&self->mutex);
+          return;
+        }
+      self->jitter = g_value_get_enum (value);
+      g_mutex_unlock (&self->mutex);
+      g_object_notify_by_pspec (object, pspec);
+      return;
+    case PROP_BUDGET:
+      bp_retry_set_budget (self, g_value_get_boxed (value));
+      return;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      return;
+    }
+
+  g_mutex_lock (&self->mutex);
+  if (*field == g_value_get_uint (value))
+    {
+      g_mutex_unlock (&self->mutex);
+      return;
+    }
+  *field = g_value_get_uint (value);
+  g_mutex_unlock (&self->mutex);
+  g_object_notify_by_pspec (object, pspec);
+}
+
+static void
+bp_retry_class_init (BpRetryClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->finalize = bp_retry_finalize;
+  object_class->get_property = bp_retry_get_property;
+  object_class->set_property = bp_retry_set_property;
+
+  /**
+   * BpRetry:clock:
+   *
+   * The clock sleeps and the deadline are measured on, and whose RNG draws
+   * the jitter. %NULL at construction means the default clock.
+   */
+  properties[PROP_CLOCK] =
+    g_param_spec_object ("clock", NULL, NULL,
+                         BP_TYPE_CLOCK,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * BpRetry:max-attempts:
+   *
+   * The most attempts of one run, the first one included (1: no retry).
+   */
+  properties[PROP_MAX_ATTEMPTS] =
+    g_param_spec_uint ("max-attempts", NULL, NULL,
+                       1, MAX_ATTEMPTS_LIMIT, 3, rw);
+
+  /**
+   * BpRetry:base-ms:
+   *
+   * The base delay of the backoff, in milliseconds.
+   */
+  properties[PROP_BASE_MS] =
+    g_param_spec_uint ("base-ms", NULL, NULL,
+                       0, MAX_DELAY_MS, 100, rw);
+
+  /**
+   * BpRetry:cap-ms:
+   *
+   * No sleep is longer than this, in milliseconds.
+   */
+  properties[PROP_CAP_MS] =
+    g_param_spec_uint ("cap-ms", NULL, NULL,
+                       0, MAX_DELAY_MS, 10000, rw);
+
+  /**
+   * BpRetry:jitter:
+   *
+   * The shape of the backoff.
+   */
+  properties[PROP_JITTER] =
+    g_param_spec_enum ("jitter", NULL, NULL,
+                       BP_TYPE_JITTER, BP_JITTER_FULL, rw);
+
+  /**
+   * BpRetry:deadline-ms:
+   *
+   * The overall time a run may take from its start, in milliseconds; no
+   * attempt starts after it. 0 means no deadline.
+   */
+  properties[PROP_DEADLINE_MS] =
+    g_param_spec_uint ("deadline-ms", NULL, NULL,
+                       0, MAX_DELAY_MS, 0, rw);
+
+  /**
+   * BpRetry:budget:
+   *
+   * The shared retry budget, or %NULL for none.
+   */
+  properties[PROP_BUDGET] =
+    g_param_spec_boxed ("budget", NULL, NULL,
+                        BP_TYPE_RETRY_BUDGET,
+                        G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+bp_retry_init (BpRetry *self)
+{
+  g_mutex_init (&self->mutex);
+}
+
+/**
+ * bp_retry_new:
+ * @clock: (nullable): the clock, %NULL for the default one
+ *
+ * Creates a retry policy with the defaults: 3 attempts, base 100 ms, cap
+ * 10 s, full jitter, no deadline, no budget, the default classifier.
+ *
+ * Returns: (transfer full): a new #BpRetry
+ */
+BpRetry *
+bp_retry_new (BpClock *clock)
+{
+  g_return_val_if_fail (clock == NULL || BP_IS_CLOCK (clock), NULL);
+
+  return g_object_new (BP_TYPE_RETRY, "clock", clock, NULL);
+}
+
+/**
+ * bp_retry_get_clock:
+ * @self: a #BpRetry
+ *
+ * Returns: (transfer none): the clock
+ */
+BpClock *
+bp_retry_get_clock (BpRetry *self)
+{
+  g_return_val_if_fail (BP_IS_RETRY (self), NULL);
+  return self->clock;
+}
+
+/**
+ * bp_retry_set_budget:
+ * @self: a #BpRetry
+ * @budget: (nullable): the budget to share, or %NULL for none
+ *
+ * Sets the retry budget. Runs already started keep the one they started with.
+ */
+void
+bp_retry_set_budget (BpRetry       *self,
+                     BpRetryBudget *budget)
+{
+  BpRetryBudget *old;
+
+  g_return_if_fail (BP_IS_RETRY (self));
+
+  g_mutex_lock (&self->mutex);
+  old = self->budget;
+  if (old == budget)
+    {
+      g_mutex_unlock (&self->mutex);
+      return;
+    }
+  self->budget = budget != NULL ? bp_retry_budget_ref (budget) : NULL;
+  g_mutex_unlock (&self->mutex);
+
+  g_clear_pointer (&old, bp_retry_budget_unref);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUDGET]);
+}
+
+/**
+ * bp_retry_dup_budget:
+ * @self: a #BpRetry
+ *
+ * Returns: (transfer full) (nullable): the retry budget
+ */
+BpRetryBudget *
+bp_retry_dup_budget (BpRetry *self)
+{
+  BpRetryBudget *budget = NULL;
+
+  g_return_val_if_fail (BP_IS_RETRY (self), NULL);
+
+  g_mutex_lock (&self->mutex);
+  if (self->budget != NULL)
+    budget = bp_retry_budget_ref (self->budget);
+  g_mutex_unlock (&self->mutex);
+  return budget;
+}
+
+/**
+ * bp_retry_set_classify_func:
+ * @self: a #BpRetry
+ * @func: (nullable) (scope notified): the classifier, %NULL for
+ *   [func@Bp.failure_kind_from_error]
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data
+ *
+ * Sets the retry predicate. Set it before the first run: runs in progress
+ * keep using the function they started with, and the old @user_data is
+ * destroyed at once.
+ */
+void
+bp_retry_set_classify_func (BpRetry        *self,
+                            BpClassifyFunc  func,
+                            gpointer        user_data,
+                            GDestroyNotify  destroy)
+{
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_return_if_fail (BP_IS_RETRY (self));
+
+  g_mutex_lock (&self->mutex);
+  old_data = self->classify_data;
+  old_destroy = self->classify_destroy;
+  self->classify = func;
+  self->classify_data = user_data;
+  self->classify_destroy = destroy;
+  g_mutex_unlock (&self->mutex);
+
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+/* min(cap, base·2^n) without overflow for any n. */
+static gint64
+exp_delay (gint64 base_us,
+           gint64 cap_us,
+           guint  n)
+{
+  if (base_us <= 0)
+    return 0;
+  if (n >= 62 || base_us > (cap_us >> n))
+    return cap_us;
+  return MIN (cap_us, base_us << n);
+}
+
+static gint64
+compute_delay (BpClock  *clock,
+               BpJitter  jitter,
+               gint64    base_us,
+               gint64    cap_us,
+               guint     n,
+               gint64    prev_us)
+{
+  gint64 t;
+
+  base_us = MIN (base_us, cap_us);
+
+  switch (jitter)
+    {
+    case BP_JITTER_NONE:
+      return exp_delay (base_us, cap_us, n);
+
+    case BP_JITTER_FULL:
+      return bp_clock_random_range (clock, 0, exp_delay (base_us, cap_us, n));
+
+    case BP_JITTER_EQUAL:
+      t = exp_delay (base_us, cap_us, n);
+      return t / 2 + bp_clock_random_range (clock, 0, t - t / 2);
+
+    case BP_JITTER_DECORRELATED:
+    default:
+      prev_us = CLAMP (prev_us, base_us, cap_us);
+      t = prev_us > G_MAXINT64 / 3 ? G_MAXINT64 : prev_us * 3;
+      t = bp_clock_random_range (clock, base_us, t);   /* one draw: MIN() evaluates twice */
+      return MIN (cap_us, t);
+    }
+}
+
+/**
+ * bp_retry_compute_delay:
+ * @self: a #BpRetry
+ * @retry_index: 0 for the sleep after the first failed attempt, 1 for the
+ *   next, …; any value is safe (no overflow)
+ * @prev_delay_us: the previous sleep, used by %BP_JITTER_DECORRELATED
+ *   (0 or less: the base)
+ *
+ * Draws one backoff delay with the current configuration and the clock's
+ * RNG. The result is in `[0, cap]` for every input; see [enum@Bp.Jitter] for
+ * each shape's range.
+ *
+ * Returns: the delay in microseconds
+ */
+gint64
+bp_retry_compute_delay (BpRetry *self,
+                        guint    retry_index,
+                        gint64   prev_delay_us)
+{
+  BpJitter jitter;
+  gint64 base_us;
+  gint64 cap_us;
+
+  g_return_val_if_fail (BP_IS_RETRY (self), 0);
+
+  g_mutex_lock (&self->mutex);
+  jitter = self->jitter;
+  base_us = (gint64) self->base_ms * 1000;
+  cap_us = (gint64) self->cap_ms * 1000;
+  g_mutex_unlock (&self->mutex);
+
+  return compute_delay (self->clock, jitter, base_us, cap_us, retry_index, prev_delay_us);
+}
+
+typedef struct
+{
+  BpOperation     op;
+  gpointer        op_data;           /* (owned by op_data_destroy) */
+  GDestroyNotify  op_data_destroy;   /* (nullable) */
+  BpIdempotency   idempotency;
+  BpClassifyFunc  classify;          /* (nullable) */
+  gpointer        classify_data;
+  BpRetryBudget  *budget;            /* (owned) (nullable) */
+  guint           max_attempts;
+  BpJitter        jitter;
+  gint64          base_us;
+  gint64          cap_us;
+  gint64          deadline;          /* absolute clock time, G_MAXINT64: none */
+  guint           attempts;          /* attempts started */
+  gint64          prev_delay_us;
+  GSource        *sleep_source;      /* (owned) (nullable) */
+  GSource        *cancel_source;     /* (owned) (nullable) */
+} RetryRunData;
+
+static void
+clear_source (GSource **source)
+{
+  if (*source == NULL)
+    return;
+  g_source_destroy (*source);
+  g_clear_pointer (source, g_source_unref);
+}
+
+static void
+retry_run_data_free (gpointer p)
+{
+  RetryRunData *data = p;
+
+  clear_source (&data->sleep_source);
+  clear_source (&data->cancel_source);
+  g_clear_pointer (&data->budget, bp_retry_budget_unref);
+  if (data->op_data_destroy != NULL)
+    data->op_data_destroy (data->op_data);
+  g_free (data);
+}
+
+static void retry_attempt_done_cb (GObject      *source,
+                                   GAsyncResult *result,
+                                   gpointer      user_data);
+
+/* Takes ownership of @task. */
+static void
+retry_start_attempt (GTask *task)
+{
+  RetryRunData *data = g_task_get_task_data (task);
+
+  data->attempts++;
+  data->op.start (data->op_data,
+                  g_task_get_cancellable (task),
+                  retry_attempt_done_cb,
+                  task);
+}
+
+/* Decides whether to retry after @error. Returns the sleep in µs, or -1. */
+static gint64
+retry_decide (BpRetry      *self,
+              GTask        *task,
+              RetryRunData *data,
+              const GError *error)
+{
+  BpFailureKind kind;
+  gint64 now;
+  gint64 remaining;
+  gint64 delay;
+
+  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return -1;
+
+  kind = data->classify != NULL ? data->classify (error, data->classify_data)
+                                : bp_failure_kind_from_error (error);
+  if (kind == BP_FAILURE_FATAL || kind == BP_FAILURE_IGNORE)
+    return -1;
+  if (data->idempotency == BP_IDEMPOTENCY_UNSAFE)
+    return -1;
+  if (data->attempts >= data->max_attempts)
+    return -1;
+
+  now = bp_clock_get_time (self->clock);
+  if (now >= data->deadline)
+    return -1;
+  remaining = data->deadline - now;
+
+  delay = compute_delay (self->clock, data->jitter, data->base_us, data->cap_us,
+                         data->attempts - 1, data->prev_delay_us);
+  data->prev_delay_us = delay;
+
+  if (g_error_matches (error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN))
+    {
+      gint64 retry_after_ms = bp_error_get_retry_after (error);
+      gint64 limit = data->deadline != G_MAXINT64 ? remaining : data->cap_us;
+
+      /* A forced-open breaker gives no retry-after: it will not close soon. */
+      if (retry_after_ms < 0 || retry_after_ms > limit / 1000)
+        return -1;
+      delay = MAX (delay, retry_after_ms * 1000);
+    }
+
+  delay = MIN (delay, remaining);
+
+  if (data->budget != NULL && !bp_retry_budget_try_withdraw (data->budget))
+    {
+      g_debug ("retry: budget exhausted after attempt %u", data->attempts);
+      return -1;
+    }
+
+  return delay;
+}
+
+static gboolean retry_sleep_done_cb      (gpointer      user_data);
+static gboolean retry_sleep_cancelled_cb (GCancellable *cancellable,
+                                          gpointer      user_data);
+
+static void
+retry_attempt_done_cb (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  RetryRunData *data = g_task_get_task_data (task);
+  BpRetry *self = g_task_get_source_object (task);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  g_autoptr(GError) error = NULL;
+  gpointer op_result = NULL;
+  GMainContext *context;
+  gint64 delay;
+
+  if (data->op.finish (data->op_data, result, &op_result, &error))
+    {
+      g_task_return_pointer (task, op_result, data->op.free_result);
+      return;
+    }
+  if (error == NULL)
+    error = g_error_new_literal (BP_ERROR, BP_ERROR_FAILED,
+                                 "operation failed without setting an error");
+
+  delay = retry_decide (self, task, data, error);
+  if (delay < 0)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  g_debug ("retry: attempt %u failed (%s), next in %" G_GINT64_FORMAT " µs",
+           data->attempts, error->message, delay);
+
+  /* Race the sleep against the cancellable; whichever fires first destroys
+   * both, and each holds a reference on the task meanwhile. */
+  context = g_task_get_context (task);
+  data->sleep_source = bp_clock_timeout_source_new (self->clock, delay);
+  g_source_set_callback (data->sleep_source, retry_sleep_done_cb,
+                         g_object_ref (task), g_object_unref);
+  g_source_attach (data->sleep_source, context);
+
+  if (cancellable != NULL)
+    {
+      data->cancel_source = g_cancellable_source_new (cancellable);
+      g_source_set_callback (data->cancel_source, (GSourceFunc) retry_sleep_cancelled_cb,
+                             g_object_ref (task), g_object_unref);
+      g_source_attach (data->cancel_source, context);
+    }
+}
+
+static gboolean
+retry_sleep_done_cb (gpointer user_data)
+{
+  g_autoptr(GTask) task = g_object_ref (user_data);
+  RetryRunData *data = g_task_get_task_data (task);
+
+  clear_source (&data->sleep_source);
+  clear_source (&data->cancel_source);
+
+  if (g_task_return_error_if_cancelled (task))
+    return G_SOURCE_REMOVE;
+
+  retry_start_attempt (g_steal_pointer (&task));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+retry_sleep_cancelled_cb (GCancellable *cancellable,
+                          gpointer      user_data)
+{
+  g_autoptr(GTask) task = g_object_ref (user_data);
+  RetryRunData *data = g_task_get_task_data (task);
+
+  clear_source (&data->sleep_source);
+  clear_source (&data->cancel_source);
+
+  g_debug ("retry: cancelled while sleeping after attempt %u", data->attempts);
+  if (!g_task_return_error_if_cancelled (task))
+    g_assert_not_reached ();
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * bp_retry_run_async:
+ * @self: a #BpRetry
+ * @op: the operation (copied)
+ * @op_data: (nullable): passed to @op's functions; it lives until the run
+ *   has completed
+ * @op_data_destroy: (nullable): frees @op_data
+ * @idempotency: what @op declares; only idempotent or keyed operations are
+ *   retried
+ * @cancellable: (nullable): cancels the run, including a sleep between
+ *   attempts; it is passed to every attempt
+ * @callback: called when the run completes, in the thread-default main
+ *   context of the caller
+ * @user_data: data for @callback
+ *
+ * Runs @op, retrying failed attempts as the policy allows (see the rules
+ * at the top of this file, also in [class@Bp.Retry]). If a budget is set,
+ * the run deposits once and each retry withdraws once.
+ */
+void
+bp_retry_run_async (BpRetry             *self,
+                    const BpOperation   *op,
+                    gpointer             op_data,
+                    GDestroyNotify       op_data_destroy,
+                    BpIdempotency        idempotency,
+                    GCancellable        *cancellable,
+                    GAsyncReadyCallback  callback,
+                    gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  RetryRunData *data;
+
+  g_return_if_fail (BP_IS_RETRY (self));
+  g_return_if_fail (op != NULL && op->start != NULL && op->finish != NULL);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, bp_retry_run_async);
+
+  data = g_new0 (RetryRunData, 1);
+  data->op = *op;
+  data->op_data = op_data;
+  data->op_data_destroy = op_data_destroy;
+  data->idempotency = idempotency;
+
+  g_mutex_lock (&self->mutex);
+  data->classify = self->classify;
+  data->classify_data = self->classify_data;
+  data->budget = self->budget != NULL ? bp_retry_budget_ref (self->budget) : NULL;
+  data->max_attempts = self->max_attempts;
+  data->jitter = self->jitter;
+  data->base_us = (gint64) self->base_ms * 1000;
+  data->cap_us = (gint64) self->cap_ms * 1000;
+  data->deadline = self->deadline_ms > 0
+                   ? bp_clock_get_time (self->clock) + (gint64) self->deadline_ms * 1000
+                   : G_MAXINT64;
+  g_mutex_unlock (&self->mutex);
+
+  g_task_set_task_data (task, data, retry_run_data_free);
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  if (data->budget != NULL)
+    bp_retry_budget_deposit (data->budget);
+
+  retry_start_attempt (g_steal_pointer (&task));
+}
+
+/**
+ * bp_retry_run_finish:
+ * @self: a #BpRetry
+ * @result: the #GAsyncResult
+ * @out_result: (out) (optional) (transfer full) (nullable): the operation's
+ *   result; if not requested it is freed with the operation's `free_result`
+ * @out_attempts: (out) (optional): how many attempts were started; set on
+ *   failure too (the dead-letter queue records it)
+ * @error: return location for the error of the last attempt, or
+ *   `G_IO_ERROR_CANCELLED`
+ *
+ * Returns: %TRUE if an attempt succeeded
+ */
+gboolean
+bp_retry_run_finish (BpRetry       *self,
+                     GAsyncResult  *result,
+                     gpointer      *out_result,
+                     guint         *out_attempts,
+                     GError       **error)
+{
+  GTask *task = G_TASK (result);
+  RetryRunData *data;
+  GError *local_error = NULL;
+  gpointer op_result;
+
+  g_return_val_if_fail (BP_IS_RETRY (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (task) == bp_retry_run_async, FALSE);
+
+  data = g_task_get_task_data (task);
+  if (out_attempts != NULL)
+    *out_attempts = data->attempts;
+
+  op_result = g_task_propagate_pointer (task, &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, local_error);
+      return FALSE;
+    }
+
+  if (out_result != NULL)
+    *out_result = op_result;
+  else if (op_result != NULL && data->op.free_result != NULL)
+    data->op.free_result (op_result);
+  return TRUE;
+}
