@@ -31,6 +31,7 @@ typedef struct
   char                      *state_reason;  /* (owned) */
   GPtrArray                 *interfaces;    /* (owned) (element-type GDBusInterfaceSkeleton) */
   BpBreaker                 *breaker;       /* (owned) */
+  BpRetry                   *retry;         /* (owned) */
   BpBackendPoolConfig        pool_config;
   BpBackendResilienceConfig  resilience;
   guint64                    latency_buckets[N_LATENCY_BUCKETS];
@@ -101,6 +102,7 @@ bp_backend_dispose (GObject *object)
 
   g_clear_pointer (&priv->interfaces, g_ptr_array_unref);
   g_clear_object (&priv->breaker);
+  g_clear_object (&priv->retry);
   g_clear_object (&priv->host);
 
   G_OBJECT_CLASS (bp_backend_parent_class)->dispose (object);
@@ -121,6 +123,22 @@ bp_backend_finalize (GObject *object)
   G_OBJECT_CLASS (bp_backend_parent_class)->finalize (object);
 }
 
+static BpFailureKind
+classify_cb (const GError *error,
+             gpointer      user_data)
+{
+  BpBackend *self = user_data;
+
+  return BP_BACKEND_GET_CLASS (self)->classify_error (self, error);
+}
+
+static BpFailureKind
+bp_backend_real_classify_error (BpBackend    *self,
+                                const GError *error)
+{
+  return bp_failure_kind_from_error (error);
+}
+
 static void
 bp_backend_constructed (GObject *object)
 {
@@ -134,6 +152,14 @@ bp_backend_constructed (GObject *object)
     priv->clock = g_object_ref (bp_clock_get_default ());
   escaped = g_dbus_escape_object_path (priv->name != NULL ? priv->name : "unnamed");
   priv->breaker = bp_breaker_new (priv->name != NULL ? priv->name : "unnamed", priv->clock);
+  bp_breaker_set_classify_func (priv->breaker, classify_cb, self, NULL);
+  priv->retry = bp_retry_new (priv->clock);
+  bp_retry_set_classify_func (priv->retry, classify_cb, self, NULL);
+  {
+    /* Finagle's default: retries may add 20 % to the load, plus 10 a second. */
+    g_autoptr(BpRetryBudget) budget = bp_retry_budget_new (priv->clock, 0.2, 10, 10000);
+    bp_retry_set_budget (priv->retry, budget);
+  }
   priv->object_path = g_strconcat ("/org/backplane/Backplane1/backend/", escaped, NULL);
 }
 
@@ -279,6 +305,7 @@ bp_backend_class_init (BpBackendClass *klass)
   klass->check_health_async = bp_backend_real_check_health_async;
   klass->check_health_finish = bp_backend_real_check_health_finish;
   klass->dup_pool_stats = bp_backend_real_dup_pool_stats;
+  klass->classify_error = bp_backend_real_classify_error;
 
   properties[PROP_NAME] =
     g_param_spec_string ("name", NULL, NULL, NULL,
@@ -603,6 +630,193 @@ bp_backend_reset_breaker (BpBackend *self)
 }
 
 /**
+ * bp_backend_get_retry:
+ * @self: a #BpBackend
+ *
+ * Returns: (transfer none): the backend's retry policy (`retry.*` keys),
+ *   sharing one retry budget across all of the backend's calls
+ */
+BpRetry *
+bp_backend_get_retry (BpBackend *self)
+{
+  BpBackendPrivate *priv = bp_backend_get_instance_private (self);
+
+  g_return_val_if_fail (BP_IS_BACKEND (self), NULL);
+  return priv->retry;
+}
+
+/**
+ * bp_backend_classify_error:
+ * @self: a #BpBackend
+ * @error: an error an operation of this backend failed with
+ *
+ * Returns: how the breaker and retry treat @error
+ */
+BpFailureKind
+bp_backend_classify_error (BpBackend    *self,
+                           const GError *error)
+{
+  g_return_val_if_fail (BP_IS_BACKEND (self), BP_FAILURE_FATAL);
+  return BP_BACKEND_GET_CLASS (self)->classify_error (self, error);
+}
+
+/* bp_backend_call_async(): retry (outside) around the breaker (inside)
+ * around the backend's operation, so every attempt is admitted by the
+ * breaker and a CIRCUIT_OPEN rejection is retried only when its retry-after
+ * fits the deadline. */
+typedef struct
+{
+  BpBackend      *backend;   /* (owned) */
+  BpOperation     op;
+  gpointer        op_data;
+  GDestroyNotify  op_data_destroy;
+  gint64          started_us;
+} CallData;
+
+static void
+call_data_free (CallData *data)
+{
+  if (data->op_data_destroy != NULL)
+    data->op_data_destroy (data->op_data);
+  g_clear_object (&data->backend);
+  g_free (data);
+}
+
+static void
+breaker_attempt_start (gpointer             op_data,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             callback_data)
+{
+  CallData *data = op_data;
+  BpBackendPrivate *priv = bp_backend_get_instance_private (data->backend);
+
+  bp_breaker_call_async (priv->breaker, &data->op, data->op_data, NULL, NULL,
+                         cancellable, callback, callback_data);
+}
+
+static gboolean
+breaker_attempt_finish (gpointer       op_data,
+                        GAsyncResult  *result,
+                        gpointer      *out_result,
+                        GError       **error)
+{
+  CallData *data = op_data;
+  BpBackendPrivate *priv = bp_backend_get_instance_private (data->backend);
+
+  return bp_breaker_call_finish (priv->breaker, result, out_result, NULL, error);
+}
+
+static void
+backend_call_done_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  CallData *data = g_task_get_task_data (task);
+  BpBackendPrivate *priv = bp_backend_get_instance_private (data->backend);
+  g_autoptr(GError) error = NULL;
+  gpointer value = NULL;
+  guint attempts = 0;
+  gboolean ok;
+
+  ok = bp_retry_run_finish (priv->retry, result, &value, &attempts, &error);
+  bp_backend_record_latency (data->backend, bp_clock_get_time (priv->clock) - data->started_us,
+                             ok || (error != NULL && bp_backend_classify_error (data->backend, error) == BP_FAILURE_IGNORE));
+  g_object_set_data (G_OBJECT (task), "bp-attempts", GUINT_TO_POINTER (attempts));
+  if (!ok)
+    g_task_return_error (task, g_steal_pointer (&error));
+  else
+    g_task_return_pointer (task, value, data->op.free_result);
+}
+
+/**
+ * bp_backend_call_async:
+ * @self: a #BpBackend
+ * @op: the operation (copied)
+ * @op_data: its data
+ * @op_data_destroy: (nullable): frees @op_data when the call is over
+ * @idempotency: whether the operation may be retried
+ * @cancellable: (nullable): usually bp_call_get_cancellable()
+ * @callback: called on the main context when done
+ * @user_data: data for @callback
+ *
+ * Runs @op through the backend's retry policy and circuit breaker and
+ * records its latency. Use bp_backend_call_finish() for the result.
+ */
+void
+bp_backend_call_async (BpBackend           *self,
+                       const BpOperation   *op,
+                       gpointer             op_data,
+                       GDestroyNotify       op_data_destroy,
+                       BpIdempotency        idempotency,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  BpBackendPrivate *priv = bp_backend_get_instance_private (self);
+  static const BpOperation attempt = { breaker_attempt_start, breaker_attempt_finish, NULL };
+  GTask *task;
+  CallData *data;
+  BpOperation wrapped;
+
+  g_return_if_fail (BP_IS_BACKEND (self));
+  g_return_if_fail (op != NULL);
+
+  data = g_new0 (CallData, 1);
+  data->backend = g_object_ref (self);
+  data->op = *op;
+  data->op_data = op_data;
+  data->op_data_destroy = op_data_destroy;
+  data->started_us = bp_clock_get_time (priv->clock);
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, bp_backend_call_async);
+  g_task_set_task_data (task, data, (GDestroyNotify) call_data_free);
+  wrapped = attempt;
+  wrapped.free_result = op->free_result;
+  bp_retry_run_async (priv->retry, &wrapped, data, NULL, idempotency, cancellable,
+                      backend_call_done_cb, task);
+}
+
+/**
+ * bp_backend_call_finish:
+ * @self: a #BpBackend
+ * @result: the result
+ * @out_result: (out) (optional) (transfer full): the operation's result
+ * @out_attempts: (out) (optional): attempts made, also on failure (for the
+ *   dead-letter queue)
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+bp_backend_call_finish (BpBackend     *self,
+                        GAsyncResult  *result,
+                        gpointer      *out_result,
+                        guint         *out_attempts,
+                        GError       **error)
+{
+  GTask *task = G_TASK (result);
+  gpointer value;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  if (out_attempts != NULL)
+    *out_attempts = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (task), "bp-attempts"));
+  if (g_task_had_error (task))
+    {
+      g_task_propagate_pointer (task, error);
+      return FALSE;
+    }
+  value = g_task_propagate_pointer (task, error);
+  if (out_result != NULL)
+    *out_result = value;
+  else if (value != NULL && ((CallData *) g_task_get_task_data (task))->op.free_result != NULL)
+    ((CallData *) g_task_get_task_data (task))->op.free_result (value);
+  return TRUE;
+}
+
+/**
  * bp_backend_dup_pool_stats:
  * @self: a #BpBackend
  *
@@ -616,6 +830,7 @@ bp_backend_dup_pool_stats (BpBackend *self)
 }
 
 static const char * const jitter_names[] = { "full", "equal", "decorrelated", NULL };
+static const char * const inline_secret_keys[] = { "password", "api-key", "token" };
 
 static gboolean
 read_common_keys (BpBackend        *self,
@@ -630,6 +845,15 @@ read_common_keys (BpBackend        *self,
 
   /* type= and enabled= are the daemon's, but they belong to the group. */
   bp_config_section_has_key (s, "type");
+  for (guint i = 0; i < G_N_ELEMENTS (inline_secret_keys); i++)
+    if (bp_config_section_has_key (s, inline_secret_keys[i]))
+      {
+        g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                     _("[%s] %s: secrets may not be written in the configuration; use %s-file= or %s-env="),
+                     bp_config_section_get_group (s), inline_secret_keys[i],
+                     inline_secret_keys[i], inline_secret_keys[i]);
+        return FALSE;
+      }
   if (!bp_config_section_get_boolean (s, "enabled", TRUE, &enabled, error))
     return FALSE;
 
@@ -690,7 +914,23 @@ bp_backend_configure (BpBackend        *self,
     }
   if (!BP_BACKEND_GET_CLASS (self)->configure (self, section, error))
     return FALSE;
-  return bp_config_section_check_unused (section, error);
+  if (!bp_config_section_check_unused (section, error))
+    return FALSE;
+  g_object_set (priv->breaker,
+                "error-threshold-percent", (guint) priv->resilience.breaker_error_threshold,
+                "min-volume", (guint) priv->resilience.breaker_min_volume,
+                "open-ms", (guint) priv->resilience.breaker_open_ms,
+                "half-open-permits", (guint) priv->resilience.breaker_half_open_permits,
+                "timeout-ms", (guint) priv->resilience.breaker_timeout_ms,
+                NULL);
+  g_object_set (priv->retry,
+                "max-attempts", (guint) priv->resilience.retry_max_attempts,
+                "base-ms", (guint) priv->resilience.retry_base_ms,
+                "cap-ms", (guint) priv->resilience.retry_cap_ms,
+                "jitter", BP_JITTER_FULL + priv->resilience.retry_jitter,
+                "deadline-ms", (guint) priv->resilience.retry_deadline_ms,
+                NULL);
+  return TRUE;
 }
 
 void

@@ -12,6 +12,7 @@
 
 #include "bp-clock.h"
 #include "bp-config-section.h"
+#include "bp-retry.h"
 #include "bp-version-macros.h"
 
 G_BEGIN_DECLS
@@ -98,6 +99,9 @@ G_DECLARE_DERIVABLE_TYPE (BpBackend, bp_backend, BP, BACKEND, GObject)
  * @check_health_finish: finishes @check_health_async; returns healthy and a
  *   human-readable @detail
  * @dup_pool_stats: the `a{sv}` shown as Backend.Pool (empty when no pool)
+ * @classify_error: maps a native error to retryable / fatal / ambiguous /
+ *   ignore (e.g. SQLSTATE 40001 retryable, 23505 ignore); used by the
+ *   backend's breaker and retry. The default is bp_failure_kind_from_error().
  *
  * Subclasses implement these. All are called on the main context.
  */
@@ -131,9 +135,11 @@ struct _BpBackendClass
                                     char                **detail,
                                     GError              **error);
   GVariant *(*dup_pool_stats)      (BpBackend            *self);
+  BpFailureKind (*classify_error)  (BpBackend            *self,
+                                    const GError         *error);
 
   /*< private >*/
-  gpointer _reserved[16];
+  gpointer _reserved[15];
 };
 
 BP_AVAILABLE_IN_ALL
@@ -179,6 +185,26 @@ BP_AVAILABLE_IN_ALL
 GVariant         *bp_backend_dup_breaker_stats    (BpBackend           *self);
 BP_AVAILABLE_IN_ALL
 void              bp_backend_reset_breaker        (BpBackend           *self);
+BP_AVAILABLE_IN_ALL
+BpRetry          *bp_backend_get_retry            (BpBackend           *self);
+BP_AVAILABLE_IN_ALL
+BpFailureKind     bp_backend_classify_error       (BpBackend           *self,
+                                                   const GError        *error);
+BP_AVAILABLE_IN_ALL
+void              bp_backend_call_async           (BpBackend           *self,
+                                                   const BpOperation   *op,
+                                                   gpointer             op_data,
+                                                   GDestroyNotify       op_data_destroy,
+                                                   BpIdempotency        idempotency,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+BP_AVAILABLE_IN_ALL
+gboolean          bp_backend_call_finish          (BpBackend           *self,
+                                                   GAsyncResult        *result,
+                                                   gpointer            *out_result,
+                                                   guint               *out_attempts,
+                                                   GError             **error);
 
 BP_AVAILABLE_IN_ALL
 gboolean          bp_backend_configure            (BpBackend           *self,

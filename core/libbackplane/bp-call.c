@@ -30,6 +30,8 @@ struct _BpCall
   GDBusMethodInvocation *invocation;    /* (owned) (nullable): NULL once answered */
   GCancellable          *cancellable;   /* (owned) */
   char                  *sender;        /* (owned) */
+  int                   *fds;           /* (owned) (nullable): fds of the message, -1 once taken */
+  int                    n_fds;
   guint                  watch_id;
   gulong                 shutdown_handler;
   gboolean               vanished;
@@ -67,6 +69,11 @@ static void
 bp_call_finalize (GObject *object)
 {
   BpCall *self = BP_CALL (object);
+
+  for (int i = 0; i < self->n_fds; i++)
+    if (self->fds[i] >= 0)
+      close (self->fds[i]);
+  g_clear_pointer (&self->fds, g_free);
 
   g_clear_object (&self->cancellable);
   g_clear_object (&self->host);
@@ -113,7 +120,10 @@ shutdown_cb (GCancellable *shutdown,
 /**
  * bp_call_new:
  * @host: the #BpHost
- * @invocation: (transfer none): the incoming call
+ * @invocation: (transfer full): the incoming call, as a method handler
+ *   receives it
+ *
+ * Takes over the handler's reference to @invocation: the call answers it.
  *
  * Returns: (transfer full): a tracked call
  */
@@ -129,7 +139,7 @@ bp_call_new (BpHost                *host,
 
   self = g_object_new (BP_TYPE_CALL, NULL);
   self->host = g_object_ref (host);
-  self->invocation = g_object_ref (invocation);
+  self->invocation = invocation;
   sender = g_dbus_method_invocation_get_sender (invocation);
   self->sender = g_strdup (sender != NULL ? sender : "");
   if (sender != NULL && sender[0] == ':')
@@ -195,8 +205,6 @@ bp_call_steal_fd (BpCall    *self,
                   GVariant  *handle,
                   GError   **error)
 {
-  GDBusMessage *message;
-  GUnixFDList *fds;
   gint32 index;
   int fd;
 
@@ -208,18 +216,23 @@ bp_call_steal_fd (BpCall    *self,
       g_set_error_literal (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, _("fd: not a handle"));
       return -1;
     }
+  /* Take every fd out of the message at once (so that the message holds no
+   * copy that would keep a pipe open), then hand them out one by one. */
+  if (self->fds == NULL)
+    {
+      GUnixFDList *list = g_dbus_message_get_unix_fd_list (g_dbus_method_invocation_get_message (self->invocation));
+
+      self->fds = list != NULL ? g_unix_fd_list_steal_fds (list, &self->n_fds) : g_new0 (int, 1);
+    }
   index = g_variant_get_handle (handle);
-  message = g_dbus_method_invocation_get_message (self->invocation);
-  fds = g_dbus_message_get_unix_fd_list (message);
-  if (fds == NULL || index < 0 || index >= g_unix_fd_list_get_length (fds))
+  if (index < 0 || index >= self->n_fds || self->fds[index] < 0)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
                    _("fd: handle %d names no file descriptor passed with the call"), index);
       return -1;
     }
-  fd = g_unix_fd_list_get (fds, index, error);
-  if (fd < 0)
-    return -1;
+  fd = self->fds[index];
+  self->fds[index] = -1;
   return fd;
 }
 
@@ -244,7 +257,7 @@ bp_call_return_value (BpCall   *self,
       return;
     }
   if (!self->vanished)
-    g_dbus_method_invocation_return_value (g_object_ref (self->invocation), owned);
+    g_dbus_method_invocation_return_value (g_steal_pointer (&self->invocation), owned);
   bp_call_finish (self);
 }
 
@@ -266,7 +279,7 @@ bp_call_return_error (BpCall       *self,
       return;
     }
   if (!self->vanished)
-    bp_invocation_return_error (g_object_ref (self->invocation), error);
+    bp_invocation_return_error (g_steal_pointer (&self->invocation), error);
   bp_call_finish (self);
 }
 

@@ -171,7 +171,7 @@ G_DEFINE_BOXED_TYPE (BpRetryBudget, bp_retry_budget, bp_retry_budget_ref, bp_ret
  * Creates a retry budget, usually one per backend shared by its retries,
  * hedges and dead-letter replays. Finagle's default is ratio 0.2, 10 per
  * second, window 10 s: over the first T seconds, with N first attempts, at
- * most `ratio·N + min_per_second·T` retries pass (the reserve starts empty
+ * most `ratio·N + min_per_second·(T + 1)` retries pass (the reserve starts full
  * and holds at most one second's worth).
  *
  * Returns: (transfer full): a new #BpRetryBudget
@@ -198,7 +198,9 @@ bp_retry_budget_new (BpClock *clock,
   g_mutex_init (&self->mutex);
   for (guint i = 0; i < BUDGET_N_BUCKETS; i++)
     self->buckets[i].epoch = -1;
-  self->reserve = 0.0;
+  /* One second's worth up front: a daemon that just started can still retry
+   * its first transient failure. */
+  self->reserve = min_per_second;
   self->reserve_at = bp_clock_get_time (self->clock);
   return self;
 }
