@@ -1,0 +1,33 @@
+/* bp-pg-cluster.h: a private PostgreSQL cluster run by backplaned
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <backplane.h>
+
+G_BEGIN_DECLS
+
+#define BP_TYPE_PG_CLUSTER (bp_pg_cluster_get_type ())
+
+G_DECLARE_FINAL_TYPE (BpPgCluster, bp_pg_cluster, BP, PG_CLUSTER, GObject)
+
+BpPgCluster *bp_pg_cluster_new          (const char          *bindir,
+                                         const char          *data_dir,
+                                         const char          *socket_dir,
+                                         BpClock             *clock);
+void         bp_pg_cluster_start_async  (BpPgCluster         *self,
+                                         GCancellable        *cancellable,
+                                         GAsyncReadyCallback  callback,
+                                         gpointer             user_data);
+char        *bp_pg_cluster_start_finish (BpPgCluster         *self,
+                                         GAsyncResult        *result,
+                                         GError             **error);
+void         bp_pg_cluster_stop_async   (BpPgCluster         *self,
+                                         GAsyncReadyCallback  callback,
+                                         gpointer             user_data);
+gboolean     bp_pg_cluster_stop_finish  (BpPgCluster         *self,
+                                         GAsyncResult        *result,
+                                         GError             **error);
+
+G_END_DECLS
