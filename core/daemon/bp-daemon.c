@@ -29,6 +29,7 @@
 #include "bp-config.h"
 #include "bp-daemon.h"
 #include "bp-daemon-dbus.h"
+#include "bp-dead-letters-service.h"
 #include "bp-data-resources.h"
 #include "bp-failed-backend.h"
 #include "bp-loop-monitor.h"
@@ -67,6 +68,9 @@ struct _BpDaemon
   GDBusObjectManagerServer  *object_manager;  /* (owned) */
   BpDBusManager             *manager;         /* (owned) */
   GPtrArray                 *backends;        /* (owned) (element-type BackendEntry) in config order */
+  BpDeadLetters             *dead_letters;    /* (owned) (nullable) */
+  BpDeadLettersService      *dl_service;      /* (owned) (nullable) */
+  gboolean                   dl_pending;
 
   guint                      own_name_id;
   guint                      start_timeout_id;
@@ -79,7 +83,7 @@ struct _BpDaemon
   guint                      pending_stops;
   int                        exit_status;
   gboolean                   name_owned;
-  gboolean                   draining;
+  gint                       draining;  /* atomic: read by the authorize handler on a GDBus worker thread */
   gboolean                   stopping;
 };
 
@@ -94,6 +98,8 @@ bp_daemon_finalize (GObject *object)
 {
   BpDaemon *self = BP_DAEMON (object);
 
+  g_clear_object (&self->dl_service);
+  g_clear_object (&self->dead_letters);
   g_clear_pointer (&self->backends, g_ptr_array_unref);
   g_clear_object (&self->manager);
   g_clear_object (&self->object_manager);
@@ -238,7 +244,7 @@ refuse_while_draining_cb (GDBusInterfaceSkeleton *skeleton,
 {
   BpDaemon *self = user_data;
 
-  if (!self->draining)
+  if (!g_atomic_int_get (&self->draining))
     return TRUE;
   g_dbus_method_invocation_return_dbus_error (invocation,
                                               "org.backplane.Backplane1.Error.Unavailable",
@@ -417,11 +423,9 @@ export_backend (BpDaemon     *self,
     {
       GDBusInterfaceSkeleton *skel = g_ptr_array_index (ifaces, i);
 
-      g_signal_connect (skel, "g-authorize-method", G_CALLBACK (refuse_while_draining_cb), self);
       g_dbus_object_skeleton_add_interface (e->object, skel);
       bp_host_note_exported (self->host, path, g_dbus_interface_skeleton_get_info (skel)->name);
     }
-  g_signal_connect (e->iface, "g-authorize-method", G_CALLBACK (refuse_while_draining_cb), self);
   g_dbus_object_manager_server_export (self->object_manager, e->object);
 }
 
@@ -462,6 +466,8 @@ add_backend (BpDaemon        *self,
 
   if (!BP_IS_FAILED_BACKEND (e->backend))
     {
+      if (self->dead_letters != NULL)
+        bp_backend_attach_dead_letters (e->backend, self->dead_letters);
       e->cancellable = g_cancellable_new ();
       e->start_pending = TRUE;
       bp_backend_start_async (e->backend, e->cancellable, backend_started_cb, e);
@@ -527,6 +533,8 @@ stop_backends_async (BpDaemon            *self,
       StopData *data = g_new0 (StopData, 1);
 
       unexport_backend (self, e);
+      if (self->dead_letters != NULL && !BP_IS_FAILED_BACKEND (e->backend))
+        bp_backend_detach_dead_letters (e->backend, self->dead_letters);
       if (e->cancellable != NULL)
         g_cancellable_cancel (e->cancellable);
       data->daemon = g_object_ref (self);
@@ -589,6 +597,8 @@ own_name (BpDaemon *self)
 static void
 maybe_own_name (BpDaemon *self)
 {
+  if (self->dl_pending)
+    return;
   for (guint i = 0; i < self->backends->len; i++)
     if (((BackendEntry *) g_ptr_array_index (self->backends, i))->start_pending)
       return;
@@ -756,6 +766,13 @@ handle_get_metrics (BpDBusManager         *manager,
                        NULL, NULL, bp_host_get_n_calls (self->host));
   bp_metrics_text_add (m, "backplane_owner_watches", "gauge", "Clients watched for disconnection",
                        NULL, NULL, bp_host_get_n_watches (self->host));
+  if (self->dead_letters != NULL)
+    {
+      bp_metrics_text_add (m, "backplane_dead_letters", "gauge", "Entries in the dead-letter queue",
+                           NULL, NULL, bp_dead_letters_get_count (self->dead_letters));
+      bp_metrics_text_add (m, "backplane_dead_letters_poisoned", "gauge", "Poisoned dead-letter entries",
+                           NULL, NULL, bp_dead_letters_get_poisoned_count (self->dead_letters));
+    }
   for (guint i = 0; i < self->backends->len; i++)
     {
       BackendEntry *e = g_ptr_array_index (self->backends, i);
@@ -862,12 +879,35 @@ quit_timeout_cb (gpointer user_data)
 }
 
 static void
+dead_letters_closed_cb (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  BpDaemon *self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!bp_dead_letters_close_finish (BP_DEAD_LETTERS (source), result, &error))
+    g_warning (_("closing the dead-letter store: %s"), error->message);
+  self->backends_stopped = TRUE;
+  maybe_quit (self);
+  g_object_unref (self);
+}
+
+static void
 all_stopped_cb (GObject      *source,
                 GAsyncResult *result,
                 gpointer      user_data)
 {
   BpDaemon *self = BP_DAEMON (source);
 
+  if (self->dead_letters != NULL)
+    {
+      if (self->dl_service != NULL)
+        bp_dead_letters_service_unexport (self->dl_service);
+      bp_host_set_dead_letters (self->host, NULL);
+      bp_dead_letters_close_async (self->dead_letters, NULL, dead_letters_closed_cb, g_object_ref (self));
+      return;
+    }
   self->backends_stopped = TRUE;
   maybe_quit (self);
 }
@@ -889,7 +929,7 @@ finish_draining (BpDaemon *self)
 {
   if (!self->draining)
     return;
-  self->draining = FALSE;
+  g_atomic_int_set (&self->draining, FALSE);
   g_clear_handle_id (&self->grace_timeout_id, g_source_remove);
   g_clear_handle_id (&self->drained_idle_id, g_source_remove);
   stop_everything (self);
@@ -906,13 +946,37 @@ grace_timeout_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Any g-authorize-method handler makes GDBus run each call on that skeleton
+ * through a thread-pool thread and back to the main context (GLib's
+ * gdbusinterfaceskeleton.c): two more thread hand-offs per call, and calls
+ * from one client can then be handled out of order. So the refusal is hooked
+ * up only when the drain starts. The handler runs in a GLib worker thread. */
+static void
+refuse_new_calls (BpDaemon *self)
+{
+  for (guint i = 0; i < self->backends->len; i++)
+    {
+      BackendEntry *e = g_ptr_array_index (self->backends, i);
+      GPtrArray *ifaces;
+
+      if (e->iface == NULL)
+        continue;
+      ifaces = bp_backend_get_interfaces (e->backend);
+      g_signal_connect (e->iface, "g-authorize-method", G_CALLBACK (refuse_while_draining_cb), self);
+      for (guint j = 0; j < ifaces->len; j++)
+        g_signal_connect (g_ptr_array_index (ifaces, j), "g-authorize-method",
+                          G_CALLBACK (refuse_while_draining_cb), self);
+    }
+}
+
 static void
 bp_daemon_begin_shutdown (BpDaemon *self)
 {
   if (self->stopping)
     return;
   self->stopping = TRUE;
-  self->draining = TRUE;
+  g_atomic_int_set (&self->draining, TRUE);
+  refuse_new_calls (self);
   g_clear_handle_id (&self->start_timeout_id, g_source_remove);
   g_clear_handle_id (&self->stats_timeout_id, g_source_remove);
   if (self->own_name_id != 0)
@@ -942,6 +1006,50 @@ sigterm_cb (gpointer user_data)
 
 /* ------------------------------------------------------------------ */
 /* Start-up                                                            */
+
+static void
+dead_letters_opened_cb (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  BpDaemon *self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  self->dead_letters = bp_dead_letters_open_finish (result, &error);
+  self->dl_pending = FALSE;
+  if (self->dead_letters == NULL)
+    g_warning (_("the dead-letter store is unavailable: %s"), error->message);
+  else if (!self->stopping)
+    {
+      bp_host_set_dead_letters (self->host, self->dead_letters);
+      self->dl_service = bp_dead_letters_service_new (self->host, self->dead_letters, &error);
+      if (self->dl_service == NULL)
+        g_warning ("%s", error->message);
+      for (guint i = 0; i < self->backends->len; i++)
+        {
+          BackendEntry *e = g_ptr_array_index (self->backends, i);
+
+          if (!BP_IS_FAILED_BACKEND (e->backend))
+            bp_backend_attach_dead_letters (e->backend, self->dead_letters);
+        }
+    }
+  maybe_own_name (self);
+  g_object_unref (self);
+}
+
+static void
+open_dead_letters (BpDaemon *self)
+{
+  g_autofree char *path = NULL;
+
+  if (self->config->dead_letters_path != NULL)
+    path = g_strdup (self->config->dead_letters_path);
+  else
+    path = g_build_filename (g_get_user_state_dir (), "backplane", "dead-letters.db", NULL);
+  self->dl_pending = TRUE;
+  bp_dead_letters_open_async (path, bp_host_get_clock (self->host), NULL,
+                              dead_letters_opened_cb, g_object_ref (self));
+}
 
 static gboolean
 load_interface_xml (BpDaemon  *self,
@@ -1033,6 +1141,7 @@ bp_daemon_run (BpDaemon *self)
       return 1;
     }
 
+  open_dead_letters (self);
   for (guint i = 0; i < self->config->backends->len; i++)
     {
       BpBackendConfig *bc = g_ptr_array_index (self->config->backends, i);

@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 #include <locale.h>
+#include <signal.h>
 
 #include "bp-daemon.h"
 
@@ -34,6 +35,10 @@ main (int   argc,
       N_("Print the version and exit"), NULL },
     { NULL }
   };
+
+  /* A client closing its end of a data-plane fd must be an EPIPE error on
+   * the write, not the end of the daemon. */
+  signal (SIGPIPE, SIG_IGN);
 
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);

@@ -287,6 +287,28 @@ bp_backend_real_dup_pool_stats (BpBackend *self)
 }
 
 static void
+bp_backend_real_replay_async (BpBackend           *self,
+                              const char          *operation,
+                              GVariant            *payload,
+                              const char          *idempotency_key,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_task_report_new_error (self, callback, user_data, bp_backend_real_replay_async,
+                           BP_ERROR, BP_ERROR_FAILED,
+                           _("backend %s cannot replay “%s”"), bp_backend_get_name (self), operation);
+}
+
+static gboolean
+bp_backend_real_replay_finish (BpBackend     *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
 bp_backend_class_init (BpBackendClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
@@ -306,6 +328,8 @@ bp_backend_class_init (BpBackendClass *klass)
   klass->check_health_finish = bp_backend_real_check_health_finish;
   klass->dup_pool_stats = bp_backend_real_dup_pool_stats;
   klass->classify_error = bp_backend_real_classify_error;
+  klass->replay_async = bp_backend_real_replay_async;
+  klass->replay_finish = bp_backend_real_replay_finish;
 
   properties[PROP_NAME] =
     g_param_spec_string ("name", NULL, NULL, NULL,
@@ -814,6 +838,234 @@ bp_backend_call_finish (BpBackend     *self,
   else if (value != NULL && ((CallData *) g_task_get_task_data (task))->op.free_result != NULL)
     ((CallData *) g_task_get_task_data (task))->op.free_result (value);
   return TRUE;
+}
+
+/* Dead letters ------------------------------------------------------------ */
+
+static void
+dead_letter_enqueued_cb (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+  gboolean added = FALSE;
+  guint64 id;
+
+  id = bp_dead_letters_enqueue_finish (BP_DEAD_LETTERS (source), result, &added, &error);
+  if (id == 0 && error != NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_pointer (task, g_memdup2 (&id, sizeof id), g_free);
+}
+
+/**
+ * bp_backend_dead_letter_async:
+ * @self: a #BpBackend
+ * @operation: what to replay, e.g. `Sql.Execute`
+ * @payload: everything the replay needs (floating references are sunk)
+ * @idempotency_key: (nullable): deduplicates: the same key is stored once
+ * @last_error: why the operation failed; its retry-after, if any, delays the
+ *   first replay
+ * @attempts: attempts made so far
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the entry id
+ * @user_data: data for @callback
+ *
+ * Stores a failed idempotent operation in the daemon's dead-letter queue,
+ * from where it is replayed through this backend's replay_async().
+ */
+void
+bp_backend_dead_letter_async (BpBackend           *self,
+                              const char          *operation,
+                              GVariant            *payload,
+                              const char          *idempotency_key,
+                              const GError        *last_error,
+                              guint                attempts,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  BpBackendPrivate *priv = bp_backend_get_instance_private (self);
+  BpDeadLetters *dl = priv->host != NULL ? bp_host_get_dead_letters (priv->host) : NULL;
+  g_autoptr(GVariant) owned = g_variant_ref_sink (payload);
+  GTask *task;
+  gint64 retry_after_ms = last_error != NULL ? bp_error_get_retry_after (last_error) : -1;
+  gint64 not_before = 0;
+
+  g_return_if_fail (BP_IS_BACKEND (self));
+  g_return_if_fail (operation != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, bp_backend_dead_letter_async);
+  if (dl == NULL)
+    {
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE, _("the dead-letter store is not open"));
+      g_object_unref (task);
+      return;
+    }
+  if (retry_after_ms > 0)
+    not_before = bp_dead_letters_get_now_unix (dl) + retry_after_ms * 1000;
+  bp_dead_letters_enqueue_async (dl, priv->name, operation, owned, idempotency_key, last_error, attempts,
+                                 not_before, cancellable, dead_letter_enqueued_cb, task);
+}
+
+/**
+ * bp_backend_dead_letter_finish:
+ * @self: a #BpBackend
+ * @result: the result
+ * @out_id: (out) (optional): the entry id (an existing one when the
+ *   idempotency key was already queued)
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when the operation is stored
+ */
+gboolean
+bp_backend_dead_letter_finish (BpBackend     *self,
+                               GAsyncResult  *result,
+                               guint64       *out_id,
+                               GError       **error)
+{
+  g_autofree guint64 *id = NULL;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  id = g_task_propagate_pointer (G_TASK (result), error);
+  if (id == NULL)
+    return FALSE;
+  if (out_id != NULL)
+    *out_id = *id;
+  return TRUE;
+}
+
+typedef struct
+{
+  BpBackend *backend;   /* (owned) */
+  char      *operation;
+  GVariant  *payload;
+  char      *key;
+} ReplayData;
+
+static void
+replay_data_free (ReplayData *data)
+{
+  g_clear_object (&data->backend);
+  g_free (data->operation);
+  g_clear_pointer (&data->payload, g_variant_unref);
+  g_free (data->key);
+  g_free (data);
+}
+
+static void
+replay_op_start (gpointer             op_data,
+                 GCancellable        *cancellable,
+                 GAsyncReadyCallback  callback,
+                 gpointer             callback_data)
+{
+  ReplayData *data = op_data;
+
+  BP_BACKEND_GET_CLASS (data->backend)->replay_async (data->backend, data->operation, data->payload,
+                                                      data->key, cancellable, callback, callback_data);
+}
+
+static gboolean
+replay_op_finish (gpointer       op_data,
+                  GAsyncResult  *result,
+                  gpointer      *out_result,
+                  GError       **error)
+{
+  ReplayData *data = op_data;
+
+  return BP_BACKEND_GET_CLASS (data->backend)->replay_finish (data->backend, result, error);
+}
+
+static void
+replay_done_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (!bp_breaker_call_finish (BP_BREAKER (source), result, NULL, NULL, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/* The BpDeadLetters handler of this backend: one replay, admitted by the
+ * breaker and paid for from the retry budget. Without budget the entry is
+ * rescheduled as if the breaker were open, which BpDeadLetters does not count
+ * as an attempt. Runs on the main context. */
+static void
+replay_dead_letter (BpDeadLetters *dl,
+                    const char    *backend,
+                    const char    *operation,
+                    GVariant      *payload,
+                    const char    *idempotency_key,
+                    GCancellable  *cancellable,
+                    GTask         *task,
+                    gpointer       user_data)
+{
+  BpBackend *self = user_data;
+  BpBackendPrivate *priv = bp_backend_get_instance_private (self);
+  static const BpOperation replay_op = { replay_op_start, replay_op_finish, NULL };
+  g_autoptr(BpRetryBudget) budget = bp_retry_dup_budget (priv->retry);
+  ReplayData *data;
+
+  if (budget != NULL && !bp_retry_budget_try_withdraw (budget))
+    {
+      GError *error = g_error_new (BP_ERROR, BP_ERROR_CIRCUIT_OPEN,
+                                   _("retry budget of backend %s exhausted"), priv->name);
+      bp_error_set_retry_after (&error, 1000);
+      g_task_return_error (task, error);
+      return;
+    }
+  data = g_new0 (ReplayData, 1);
+  data->backend = g_object_ref (self);
+  data->operation = g_strdup (operation);
+  data->payload = payload != NULL ? g_variant_ref (payload) : NULL;
+  data->key = g_strdup (idempotency_key);
+  bp_breaker_call_async (priv->breaker, &replay_op, data, (GDestroyNotify) replay_data_free, NULL,
+                         cancellable, replay_done_cb, g_object_ref (task));
+}
+
+/**
+ * bp_backend_attach_dead_letters:
+ * @self: a #BpBackend
+ * @dead_letters: the daemon's store
+ *
+ * Makes @dead_letters replay this backend's entries through it. The daemon
+ * calls this when the backend starts.
+ */
+void
+bp_backend_attach_dead_letters (BpBackend     *self,
+                                BpDeadLetters *dead_letters)
+{
+  g_return_if_fail (BP_IS_BACKEND (self));
+  g_return_if_fail (BP_IS_DEAD_LETTERS (dead_letters));
+
+  bp_dead_letters_set_handler (dead_letters, bp_backend_get_name (self), replay_dead_letter,
+                               g_object_ref (self), g_object_unref);
+}
+
+/**
+ * bp_backend_detach_dead_letters:
+ * @self: a #BpBackend
+ * @dead_letters: the daemon's store
+ *
+ * Stops replays into this backend (its entries stay queued).
+ */
+void
+bp_backend_detach_dead_letters (BpBackend     *self,
+                                BpDeadLetters *dead_letters)
+{
+  g_return_if_fail (BP_IS_BACKEND (self));
+  g_return_if_fail (BP_IS_DEAD_LETTERS (dead_letters));
+
+  bp_dead_letters_set_handler (dead_letters, bp_backend_get_name (self), NULL, NULL, NULL);
 }
 
 /**

@@ -13,6 +13,7 @@
 #include "bp-clock.h"
 #include "bp-config-section.h"
 #include "bp-retry.h"
+#include "bp-dead-letters.h"
 #include "bp-version-macros.h"
 
 G_BEGIN_DECLS
@@ -99,6 +100,10 @@ G_DECLARE_DERIVABLE_TYPE (BpBackend, bp_backend, BP, BACKEND, GObject)
  * @check_health_finish: finishes @check_health_async; returns healthy and a
  *   human-readable @detail
  * @dup_pool_stats: the `a{sv}` shown as Backend.Pool (empty when no pool)
+ * @replay_async: re-runs a dead-lettered operation (its @operation name and
+ *   @payload as the backend wrote them with bp_backend_dead_letter_async());
+ *   called through the backend's breaker and retry budget
+ * @replay_finish: finishes @replay_async
  * @classify_error: maps a native error to retryable / fatal / ambiguous /
  *   ignore (e.g. SQLSTATE 40001 retryable, 23505 ignore); used by the
  *   backend's breaker and retry. The default is bp_failure_kind_from_error().
@@ -137,9 +142,19 @@ struct _BpBackendClass
   GVariant *(*dup_pool_stats)      (BpBackend            *self);
   BpFailureKind (*classify_error)  (BpBackend            *self,
                                     const GError         *error);
+  void      (*replay_async)        (BpBackend            *self,
+                                    const char           *operation,
+                                    GVariant             *payload,
+                                    const char           *idempotency_key,
+                                    GCancellable         *cancellable,
+                                    GAsyncReadyCallback   callback,
+                                    gpointer              user_data);
+  gboolean  (*replay_finish)       (BpBackend            *self,
+                                    GAsyncResult         *result,
+                                    GError              **error);
 
   /*< private >*/
-  gpointer _reserved[15];
+  gpointer _reserved[13];
 };
 
 BP_AVAILABLE_IN_ALL
@@ -199,6 +214,27 @@ void              bp_backend_call_async           (BpBackend           *self,
                                                    GCancellable        *cancellable,
                                                    GAsyncReadyCallback  callback,
                                                    gpointer             user_data);
+BP_AVAILABLE_IN_ALL
+void              bp_backend_dead_letter_async    (BpBackend           *self,
+                                                   const char          *operation,
+                                                   GVariant            *payload,
+                                                   const char          *idempotency_key,
+                                                   const GError        *last_error,
+                                                   guint                attempts,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+BP_AVAILABLE_IN_ALL
+gboolean          bp_backend_dead_letter_finish   (BpBackend           *self,
+                                                   GAsyncResult        *result,
+                                                   guint64             *out_id,
+                                                   GError             **error);
+BP_AVAILABLE_IN_ALL
+void              bp_backend_attach_dead_letters  (BpBackend           *self,
+                                                   BpDeadLetters       *dead_letters);
+BP_AVAILABLE_IN_ALL
+void              bp_backend_detach_dead_letters  (BpBackend           *self,
+                                                   BpDeadLetters       *dead_letters);
 BP_AVAILABLE_IN_ALL
 gboolean          bp_backend_call_finish          (BpBackend           *self,
                                                    GAsyncResult        *result,

@@ -63,6 +63,7 @@ struct _BpHost
   GHashTable      *interface_xml;     /* (owned) name → XML text */
   GHashTable      *paths;             /* (owned) path → PathEntry* */
   GDBusNodeInfo   *introspectable_info; /* (owned) */
+  BpDeadLetters   *dead_letters;      /* (owned) (nullable) */
   gboolean         shutting_down;
 };
 
@@ -161,6 +162,7 @@ bp_host_finalize (GObject *object)
   g_clear_pointer (&self->introspectable_info, g_dbus_node_info_unref);
   g_clear_object (&self->shutdown);
   g_clear_object (&self->clock);
+  g_clear_object (&self->dead_letters);
 
   G_OBJECT_CLASS (bp_host_parent_class)->finalize (object);
 }
@@ -741,6 +743,33 @@ add_child (GPtrArray  *children,
     g_free (child);
   else
     g_ptr_array_add (children, child);
+}
+
+/**
+ * bp_host_set_dead_letters:
+ * @self: a #BpHost
+ * @dead_letters: (nullable): the daemon's dead-letter store
+ */
+void
+bp_host_set_dead_letters (BpHost        *self,
+                          BpDeadLetters *dead_letters)
+{
+  g_return_if_fail (BP_IS_HOST (self));
+  g_set_object (&self->dead_letters, dead_letters);
+}
+
+/**
+ * bp_host_get_dead_letters:
+ * @self: a #BpHost
+ *
+ * Returns: (transfer none) (nullable): the dead-letter store, %NULL while
+ *   it is not open
+ */
+BpDeadLetters *
+bp_host_get_dead_letters (BpHost *self)
+{
+  g_return_val_if_fail (BP_IS_HOST (self), NULL);
+  return self->dead_letters;
 }
 
 static int

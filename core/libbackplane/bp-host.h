@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 
 #include "bp-clock.h"
+#include "bp-dead-letters.h"
 #include "bp-version-macros.h"
 
 G_BEGIN_DECLS
@@ -89,6 +90,11 @@ BP_AVAILABLE_IN_ALL
 void             bp_host_note_unexported          (BpHost              *self,
                                                    const char          *object_path,
                                                    const char          *interface_name);
+BP_AVAILABLE_IN_ALL
+void             bp_host_set_dead_letters         (BpHost              *self,
+                                                   BpDeadLetters       *dead_letters);
+BP_AVAILABLE_IN_ALL
+BpDeadLetters   *bp_host_get_dead_letters         (BpHost              *self);
 BP_AVAILABLE_IN_ALL
 char            *bp_host_introspect               (BpHost              *self,
                                                    const char          *object_path);

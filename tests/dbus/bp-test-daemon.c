@@ -13,6 +13,7 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 
 #include "bp-test-daemon.h"
@@ -82,6 +83,15 @@ bp_test_wait_until (gboolean (*condition) (gpointer),
   return condition (data);
 }
 
+/* If the test crashes, its daemon must not outlive it (and keep meson
+ * waiting on the test's output pipes). Runs in the child between fork and
+ * exec: async-signal-safe calls only. */
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static char *
 daemon_path (void)
 {
@@ -141,6 +151,7 @@ bp_test_daemon_new_full (const char *config_text,
   g_subprocess_launcher_setenv (launcher, "XDG_STATE_HOME", t->tmpdir, TRUE);
   g_subprocess_launcher_setenv (launcher, "XDG_RUNTIME_DIR", t->tmpdir, TRUE);
   g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   t->daemon = g_subprocess_launcher_spawn (launcher, &error, exe,
                                            "--config", t->config_path,
                                            "--address", t->address,

@@ -89,10 +89,12 @@ test_introspection_docs (void)
   g_autoptr(GError) error = NULL;
   const char *xml;
 
-  /* Manager (2 methods), Backend (3) + System (3), Backend (3) + Echo (2) */
+  /* Manager (2 methods), Backend (3) + System (3), Backend (3) + Echo (4),
+   * DeadLetters (6) */
   g_assert_cmpuint (assert_documented (t, ROOT), ==, 2);
   g_assert_cmpuint (assert_documented (t, ROOT "/backend/sys"), ==, 6);
-  g_assert_cmpuint (assert_documented (t, ROOT "/backend/echo"), ==, 5);
+  g_assert_cmpuint (assert_documented (t, ROOT "/backend/echo"), ==, 7);
+  g_assert_cmpuint (assert_documented (t, ROOT "/DeadLetters"), ==, 6);
 
   /* Child nodes are listed so busctl tree / d-feet can walk the tree. */
   reply = g_dbus_connection_call_sync (t->connection, "org.backplane.Backplane1", ROOT,
@@ -596,6 +598,113 @@ test_health_metrics_looplag (void)
   g_assert_true (g_variant_lookup_value (lag, "stalls-over-16ms", G_VARIANT_TYPE_UINT64) != NULL);
 }
 
+static guint64
+dead_letter_count (BpTestDaemon *t)
+{
+  g_autoptr(GVariant) v = bp_test_daemon_get_property (t, ROOT "/DeadLetters", "org.backplane.Backplane1.DeadLetters", "Count");
+
+  return g_variant_get_uint64 (v);
+}
+
+static gboolean
+no_dead_letters (gpointer data)
+{
+  return dead_letter_count (data) == 0;
+}
+
+static void
+test_dead_letters_round_trip (void)
+{
+  g_autoptr(BpTestDaemon) t = bp_test_daemon_new ("[backend echo]\ntype=echo\nretry.max-attempts=2\nretry.base-ms=1\n");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) r = NULL;
+  g_autoptr(GVariant) entries = NULL;
+  g_autoptr(GVariant) delivered = NULL;
+  g_autoptr(GVariant) entry = NULL;
+  GVariantBuilder opts;
+  const char *backend, *operation, *key, *last_error;
+  guint64 id, id2;
+  guint attempts;
+  gint64 next;
+
+  wait_ready (t, "echo");
+  r = bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Example1.Echo.SetOnline",
+                           g_variant_new ("(b)", FALSE), NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&r, g_variant_unref);
+
+  /* dead-letter without a key is refused up front */
+  g_variant_builder_init (&opts, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&opts, "{sv}", "dead-letter", g_variant_new_boolean (TRUE));
+  r = bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Example1.Echo.Send",
+                           g_variant_new ("(sa{sv})", "lost", &opts), NULL, &error);
+  assert_remote_error (error, "org.backplane.Backplane1.Error.InvalidArgument");
+  g_clear_error (&error);
+
+  /* Offline: retried, then dead-lettered; the caller still gets the error. */
+  for (guint i = 0; i < 2; i++)
+    {
+      g_variant_builder_init (&opts, G_VARIANT_TYPE_VARDICT);
+      g_variant_builder_add (&opts, "{sv}", "dead-letter", g_variant_new_boolean (TRUE));
+      g_variant_builder_add (&opts, "{sv}", "idempotency-key", g_variant_new_string ("order-17"));
+      r = bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Example1.Echo.Send",
+                               g_variant_new ("(sa{sv})", "hello", &opts), NULL, &error);
+      assert_remote_error (error, "org.backplane.Backplane1.Error.Unavailable");
+      g_assert_nonnull (strstr (error->message, "dead-lettered as entry"));
+      g_clear_error (&error);
+    }
+  /* The same idempotency key is stored once. */
+  g_assert_cmpuint (dead_letter_count (t), ==, 1);
+
+  r = bp_test_daemon_call (t, ROOT "/DeadLetters", "org.backplane.Backplane1.DeadLetters.List",
+                           g_variant_new ("(uua{sv})", 0, 10, NULL), "(a(tsssuxs))", &error);
+  g_assert_no_error (error);
+  entries = g_variant_get_child_value (r, 0);
+  g_assert_cmpuint (g_variant_n_children (entries), ==, 1);
+  g_variant_get_child (entries, 0, "(t&s&s&sux&s)", &id, &backend, &operation, &key, &attempts, &next, &last_error);
+  g_assert_cmpstr (backend, ==, "echo");
+  g_assert_cmpstr (operation, ==, "Echo.Send");
+  g_assert_cmpstr (key, ==, "order-17");
+  g_assert_cmpuint (attempts, ==, 2);
+  g_assert_nonnull (strstr (last_error, "offline"));
+  g_clear_pointer (&r, g_variant_unref);
+
+  r = bp_test_daemon_call (t, ROOT "/DeadLetters", "org.backplane.Backplane1.DeadLetters.Get",
+                           g_variant_new ("(t)", id), "(a{sv})", &error);
+  g_assert_no_error (error);
+  g_variant_get (r, "(@a{sv})", &entry);
+  g_assert_true (g_variant_lookup (entry, "id", "t", &id2));
+  g_assert_cmpuint (id2, ==, id);
+  g_clear_pointer (&r, g_variant_unref);
+
+  /* Replaying while still offline fails and keeps the entry. */
+  r = bp_test_daemon_call (t, ROOT "/DeadLetters", "org.backplane.Backplane1.DeadLetters.Replay",
+                           g_variant_new ("(t)", id), NULL, &error);
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_assert_cmpuint (dead_letter_count (t), ==, 1);
+
+  /* Back online: the replay delivers and the entry is gone. */
+  r = bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Example1.Echo.SetOnline",
+                           g_variant_new ("(b)", TRUE), NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&r, g_variant_unref);
+  bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Backplane1.Backend.ResetBreaker", NULL, NULL, &error);
+  g_assert_no_error (error);
+  r = bp_test_daemon_call (t, ROOT "/DeadLetters", "org.backplane.Backplane1.DeadLetters.Replay",
+                           g_variant_new ("(t)", id), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (bp_test_wait_until (no_dead_letters, t, 10000));
+  delivered = bp_test_daemon_get_property (t, ROOT "/backend/echo", "org.backplane.Example1.Echo", "Delivered");
+  g_assert_cmpuint (g_variant_n_children (delivered), ==, 1);
+  g_clear_pointer (&r, g_variant_unref);
+
+  /* Unknown ids are NotFound. */
+  r = bp_test_daemon_call (t, ROOT "/DeadLetters", "org.backplane.Backplane1.DeadLetters.Delete",
+                           g_variant_new ("(t)", id), NULL, &error);
+  assert_remote_error (error, "org.backplane.Backplane1.Error.NotFound");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -612,5 +721,6 @@ main (int   argc,
   g_test_add_func ("/daemon/sighup/reload", test_sighup_reload);
   g_test_add_func ("/daemon/bad-input", test_bad_input);
   g_test_add_func ("/daemon/health-metrics-looplag", test_health_metrics_looplag);
+  g_test_add_func ("/daemon/dead-letters/round-trip", test_dead_letters_round_trip);
   return g_test_run ();
 }
