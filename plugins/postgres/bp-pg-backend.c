@@ -11,9 +11,12 @@
  * managed=true (a private cluster, bp-pg-cluster.c), password-file= /
  * password-env=, max-rows= (Query bound, default 100000), max-statements=
  * (Execute bound, default 10000), max-transactions= (open transactions,
- * default 64), max-listens= (Listen subscriptions, each a dedicated
- * connection, default 32), connect-timeout-ms= (default 10000),
- * data-dir= (managed only).
+ * default 64), max-listens= (Listen subscriptions, all served by one
+ * dedicated connection, default 32), connect-timeout-ms= (default 10000),
+ * and for managed=true only: data-dir= (default
+ * $XDG_DATA_HOME/backplane/postgres/NAME), socket-dir= (default
+ * $XDG_RUNTIME_DIR/backplane/NAME), bindir= (default the build's
+ * BP_PG_BINDIR).
  *
  * Everything runs on the main context; no libpq call here blocks.
  *
@@ -33,6 +36,7 @@
 #include "bp-pg-fd-stream.h"
 #include "bp-pg-listener.h"
 #include "bp-pg-options.h"
+#include "bp-pg-pool.h"
 #include "bp-pg-transaction.h"
 #include "bp-postgres-dbus.h"
 
@@ -45,6 +49,8 @@ struct _BpPgBackend
   char         *password;           /* (owned) (nullable): never logged */
   gboolean      managed;
   char         *data_dir;           /* (owned) (nullable) */
+  char         *socket_dir;         /* (owned) (nullable) */
+  char         *bindir;             /* (owned) (nullable) */
   guint         max_rows;
   guint         max_statements;
   guint         max_transactions;
@@ -53,10 +59,13 @@ struct _BpPgBackend
 
   BpPgCluster  *cluster;            /* (owned) (nullable) */
   BpPool       *pool;               /* (owned) (nullable) until started */
-  BpRetry      *retry;              /* (owned) */
   GHashTable   *transactions;       /* (element-type BpPgTransaction) (owned) */
-  GHashTable   *listeners;          /* (element-type BpPgListener) (owned) */
+  BpPgListener *listener;           /* (owned) (nullable) until the first Listen */
   GCancellable *stop_cancellable;   /* (owned) */
+  GSource      *probe_source;       /* (owned) (nullable): next recovery probe */
+  BpPgConnection *probe;            /* (owned) (nullable): a probe connecting */
+  guint         probe_ms;
+  gboolean      stopping;
 };
 
 G_DEFINE_FINAL_TYPE (BpPgBackend, bp_pg_backend, BP_TYPE_BACKEND)
@@ -122,6 +131,138 @@ bp_pg_classify_failure (const GError *error,
 /* ---------------------------------------------------------------------- */
 /* Connections and the pool                                                */
 
+/* ---------------------------------------------------------------------- */
+/* Backend state: ready / degraded / unavailable                          */
+
+/*
+ * The state follows the server and the breaker: a failed connect makes the
+ * backend `unavailable` with the reason; the breaker opening makes it
+ * `unavailable`, half-open `degraded`; a successful call or probe makes it
+ * `ready` again (unless the breaker is open). While the server is away, or
+ * when a connection was lost, a recovery probe (a plain connect, outside
+ * pool, breaker and retry) runs with backoff (200 ms doubling to 10 s) until
+ * the server answers, so the state comes back without any client traffic.
+ */
+
+#define PROBE_MIN_MS 200
+#define PROBE_MAX_MS 10000
+
+static void schedule_probe (BpPgBackend *self);
+
+static gboolean
+breaker_open (BpPgBackend *self)
+{
+  return bp_breaker_get_state (bp_backend_get_breaker (BP_BACKEND (self))) == BP_BREAKER_OPEN;
+}
+
+static void
+set_state (BpPgBackend    *self,
+           BpBackendState  state,
+           const char     *reason)
+{
+  BpBackend *backend = BP_BACKEND (self);
+  BpBackendState current = bp_backend_get_state (backend);
+
+  if (self->stopping || current == BP_BACKEND_STATE_STOPPING || current == BP_BACKEND_STATE_STARTING)
+    return;
+  if (current == state && g_strcmp0 (reason, bp_backend_get_state_reason (backend)) == 0)
+    return;
+  bp_backend_set_state (backend, state, reason);
+}
+
+/* Main context: the probe connected (or not). */
+static void
+probe_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(BpPgBackend) self = user_data;
+  BpPgConnection *conn = BP_PG_CONNECTION (object);
+  g_autoptr(GError) error = NULL;
+
+  if (!bp_pg_connection_connect_finish (conn, result, &error))
+    {
+      if (conn != self->probe)
+        return;
+      g_clear_object (&self->probe);
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      set_state (self, BP_BACKEND_STATE_UNAVAILABLE, error->message);
+      schedule_probe (self);
+      return;
+    }
+  bp_pg_connection_close (conn);
+  if (conn != self->probe)
+    return;
+  g_clear_object (&self->probe);
+  self->probe_ms = PROBE_MIN_MS;
+  if (!breaker_open (self))
+    set_state (self, BP_BACKEND_STATE_READY, NULL);
+}
+
+static gboolean
+on_probe (gpointer user_data)
+{
+  BpPgBackend *self = user_data;
+  g_autofree char *app = g_strdup_printf ("backplaned/%s/probe", bp_backend_get_name (BP_BACKEND (self)));
+
+  g_clear_pointer (&self->probe_source, g_source_unref);
+  if (self->stopping || self->conninfo == NULL)
+    return G_SOURCE_REMOVE;
+  self->probe = bp_pg_connection_new (self->conninfo, self->password, bp_backend_get_clock (BP_BACKEND (self)));
+  bp_pg_connection_set_application_name (self->probe, app);
+  bp_pg_connection_set_connect_timeout (self->probe, self->connect_timeout_ms);
+  bp_pg_connection_connect_async (self->probe, self->stop_cancellable, probe_done_cb, g_object_ref (self));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_probe (BpPgBackend *self)
+{
+  if (self->stopping || self->probe_source != NULL || self->probe != NULL)
+    return;
+  self->probe_source = bp_clock_timeout_source_new (bp_backend_get_clock (BP_BACKEND (self)),
+                                                    (gint64) self->probe_ms * 1000);
+  g_source_set_callback (self->probe_source, on_probe, self, NULL);
+  g_source_set_static_name (self->probe_source, "[bp-postgres] recovery probe");
+  g_source_attach (self->probe_source, g_main_context_get_thread_default ());
+  self->probe_ms = MIN (self->probe_ms * 2, PROBE_MAX_MS);
+}
+
+/* Main context: a connection of ours broke (idle in the pool, or in use). */
+static void
+connection_lost_cb (BpPgConnection *conn,
+                    const GError   *error,
+                    BpPgBackend    *self)
+{
+  g_debug ("%s: connection lost: %s", bp_backend_get_name (BP_BACKEND (self)), error->message);
+  schedule_probe (self);
+}
+
+/* Main context. */
+static void
+breaker_state_changed_cb (BpBreaker      *breaker,
+                          BpBreakerState  old_state,
+                          BpBreakerState  new_state,
+                          BpPgBackend    *self)
+{
+  switch (new_state)
+    {
+    case BP_BREAKER_OPEN:
+      set_state (self, BP_BACKEND_STATE_UNAVAILABLE, "circuit breaker open");
+      schedule_probe (self);
+      break;
+    case BP_BREAKER_HALF_OPEN:
+      set_state (self, BP_BACKEND_STATE_DEGRADED, "circuit breaker half-open");
+      break;
+    case BP_BREAKER_CLOSED:
+    default:
+      if (bp_backend_get_state (BP_BACKEND (self)) != BP_BACKEND_STATE_READY)
+        schedule_probe (self);
+      break;
+    }
+}
+
 /**
  * bp_pg_backend_new_connection:
  * @self: a started backend
@@ -140,6 +281,9 @@ bp_pg_backend_new_connection (BpPgBackend *self)
   app = g_strdup_printf ("backplaned/%s", bp_backend_get_name (BP_BACKEND (self)));
   bp_pg_connection_set_application_name (conn, app);
   bp_pg_connection_set_connect_timeout (conn, self->connect_timeout_ms);
+  /* A connection lost while idle is the first sign of a server going
+   * away: look whether it is still there. */
+  g_signal_connect_object (conn, "closed", G_CALLBACK (connection_lost_cb), self, 0);
   return conn;
 }
 
@@ -154,11 +298,7 @@ void
 bp_pg_backend_release (BpPgBackend *self,
                        BpPoolItem  *item)
 {
-  BpPgConnection *conn = bp_pool_item_get_resource (item);
-  gboolean healthy = bp_pg_connection_get_state (conn) == BP_PG_CONNECTION_STATE_IDLE &&
-                     bp_pg_connection_get_transaction_status (conn) == PQTRANS_IDLE;
-
-  bp_pool_release (self->pool, item, healthy);
+  bp_pg_pool_release (self->pool, item);
 }
 
 guint
@@ -167,141 +307,13 @@ bp_pg_backend_get_max_rows (BpPgBackend *self)
   return self->max_rows;
 }
 
-/* Pool context: a new connection is up (or not). */
-static void
-pool_connected_cb (GObject      *object,
-                   GAsyncResult *result,
-                   gpointer      user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  BpPgConnection *conn = BP_PG_CONNECTION (object);
-  GError *error = NULL;
-
-  if (!bp_pg_connection_connect_finish (conn, result, &error))
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, g_object_ref (conn), g_object_unref);
-}
-
-static void
-pool_create_async (gpointer             user_data,
-                   GCancellable        *cancellable,
-                   GAsyncReadyCallback  callback,
-                   gpointer             callback_data)
-{
-  BpPgBackend *self = user_data;
-  g_autoptr(BpPgConnection) conn = bp_pg_backend_new_connection (self);
-  GTask *task = g_task_new (NULL, cancellable, callback, callback_data);
-
-  g_task_set_source_tag (task, pool_create_async);
-  bp_pg_connection_connect_async (conn, cancellable, pool_connected_cb, task);
-}
-
-static gpointer
-pool_create_finish (gpointer       user_data,
-                    GAsyncResult  *result,
-                    GError       **error)
-{
-  return g_task_propagate_pointer (G_TASK (result), error);
-}
-
-/* Pool context. */
-static void
-pool_validated_cb (GObject      *object,
-                   GAsyncResult *result,
-                   gpointer      user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  GError *error = NULL;
-
-  if (!bp_pg_connection_query_finish (BP_PG_CONNECTION (object), result, NULL, NULL, NULL, &error))
-    g_task_return_error (task, error);
-  else
-    g_task_return_boolean (task, TRUE);
-}
-
-static void
-pool_validate_async (gpointer             user_data,
-                     gpointer             resource,
-                     GCancellable        *cancellable,
-                     GAsyncReadyCallback  callback,
-                     gpointer             callback_data)
-{
-  BpPgConnection *conn = resource;
-  GTask *task = g_task_new (NULL, cancellable, callback, callback_data);
-
-  g_task_set_source_tag (task, pool_validate_async);
-  /* A connection whose server went away while idle is known already. */
-  if (bp_pg_connection_get_state (conn) != BP_PG_CONNECTION_STATE_IDLE)
-    {
-      g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE,
-                               "SQLSTATE 08003: connection is closed");
-      g_object_unref (task);
-      return;
-    }
-  bp_pg_connection_query_async (conn, "SELECT 1", NULL, 0, 0, cancellable, pool_validated_cb, task);
-}
-
-static gboolean
-pool_validate_finish (gpointer       user_data,
-                      GAsyncResult  *result,
-                      GError       **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-static gboolean
-pool_reset (gpointer user_data,
-            gpointer resource)
-{
-  BpPgConnection *conn = resource;
-
-  return bp_pg_connection_get_state (conn) == BP_PG_CONNECTION_STATE_IDLE &&
-         bp_pg_connection_get_transaction_status (conn) == PQTRANS_IDLE;
-}
-
-static void
-pool_destroy (gpointer user_data,
-              gpointer resource)
-{
-  BpPgConnection *conn = resource;
-
-  /* PQfinish on a non-blocking connection does not block. A connection
-   * still draining a cancelled statement is closed all the same. */
-  bp_pg_connection_close (conn);
-  g_object_unref (conn);
-}
-
-static const BpPoolFuncs pool_funcs = {
-  .create_async = pool_create_async,
-  .create_finish = pool_create_finish,
-  .validate_async = pool_validate_async,
-  .validate_finish = pool_validate_finish,
-  .reset = pool_reset,
-  .destroy = pool_destroy,
-};
-
-static guint
-clamp_uint (guint64 value)
-{
-  return (guint) MIN (value, (guint64) G_MAXUINT);
-}
-
 static void
 create_pool (BpPgBackend *self)
 {
-  const BpBackendPoolConfig *config = bp_backend_get_pool_config (BP_BACKEND (self));
-
-  self->pool = bp_pool_new (&pool_funcs, self, NULL,
-                            "clock", bp_backend_get_clock (BP_BACKEND (self)),
-                            "min", clamp_uint (config->min),
-                            "max", clamp_uint (config->max),
-                            "acquire-timeout-ms", clamp_uint (config->acquire_timeout_ms),
-                            "create-timeout-ms", self->connect_timeout_ms + 1000,
-                            "idle-timeout-ms", clamp_uint (config->idle_timeout_ms),
-                            "max-lifetime-ms", clamp_uint (config->max_lifetime_ms),
-                            "max-uses", clamp_uint (config->max_uses),
-                            NULL);
+  self->pool = bp_pg_pool_new ((BpPgConnectionFactory) bp_pg_backend_new_connection, self, NULL,
+                               bp_backend_get_clock (BP_BACKEND (self)),
+                               bp_backend_get_pool_config (BP_BACKEND (self)),
+                               self->connect_timeout_ms);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -329,6 +341,9 @@ typedef struct
   GInputStream  *input;       /* (owned) (nullable) */
   GOutputStream *output;      /* (owned) (nullable) */
   gint64         started_us;
+  gboolean       no_breaker;  /* a dead-letter replay: the caller holds the permit */
+  guint          attempts;
+  GError        *error;       /* (owned) (nullable): the failure being dead-lettered */
 } SqlOp;
 
 typedef struct
@@ -352,6 +367,7 @@ sql_op_free (SqlOp *op)
   bp_pg_options_clear (&op->options);
   g_clear_object (&op->input);
   g_clear_object (&op->output);
+  g_clear_error (&op->error);
   g_free (op);
 }
 
@@ -482,7 +498,7 @@ attempt_acquired_cb (GObject      *object,
   GCancellable *cancellable = g_task_get_cancellable (attempt->task);
   BpPgConnection *conn;
 
-  attempt->item = bp_pool_acquire_finish (BP_POOL (object), result, &error);
+  attempt->item = bp_pg_pool_acquire_finish (BP_POOL (object), result, &error);
   if (attempt->item == NULL)
     {
       attempt_done (attempt, NULL, error);
@@ -541,14 +557,18 @@ attempt_start (gpointer             op_data,
                                                 bp_backend_get_name (BP_BACKEND (self))));
       return;
     }
-  attempt->permit = bp_breaker_try_acquire (bp_backend_get_breaker (BP_BACKEND (self)), &error);
-  if (attempt->permit == NULL)
+  if (!op->no_breaker)
     {
-      attempt_done (attempt, NULL, error);
-      return;
+      attempt->permit = bp_breaker_try_acquire (bp_backend_get_breaker (BP_BACKEND (self)), &error);
+      if (attempt->permit == NULL)
+        {
+          attempt_done (attempt, NULL, error);
+          return;
+        }
     }
-  bp_pool_acquire_async (self->pool, op->call != NULL ? bp_call_get_sender (op->call) : "health",
-                         cancellable, attempt_acquired_cb, attempt);
+  bp_pg_pool_acquire_async (self->pool,
+                            op->call != NULL ? bp_call_get_sender (op->call) : op->no_breaker ? "replay" : "health",
+                            cancellable, attempt_acquired_cb, attempt);
 }
 
 static gboolean
@@ -581,19 +601,105 @@ note_outcome (BpPgBackend  *self,
 {
   BpBackend *backend = BP_BACKEND (self);
   gint64 now = bp_clock_get_time (bp_backend_get_clock (backend));
-  BpBackendState state = bp_backend_get_state (backend);
   char sqlstate[6];
 
   bp_backend_record_latency (backend, now - started_us, error == NULL);
-  if (state == BP_BACKEND_STATE_STOPPING || state == BP_BACKEND_STATE_STARTING)
-    return;
   if (error == NULL)
     {
-      if (state != BP_BACKEND_STATE_READY)
-        bp_backend_set_state (backend, BP_BACKEND_STATE_READY, NULL);
+      if (!breaker_open (self))
+        set_state (self, BP_BACKEND_STATE_READY, NULL);
+      return;
     }
-  else if (bp_pg_error_get_sqlstate (error, sqlstate) && g_str_equal (sqlstate, "08001"))
-    bp_backend_set_state (backend, BP_BACKEND_STATE_UNAVAILABLE, error->message);
+  if (!bp_pg_error_get_sqlstate (error, sqlstate))
+    return;
+  if (g_str_equal (sqlstate, "08001") || g_str_equal (sqlstate, "57P03"))
+    {
+      /* The server cannot be reached (or does not take connections). */
+      set_state (self, BP_BACKEND_STATE_UNAVAILABLE, error->message);
+      schedule_probe (self);
+    }
+  else if (bp_pg_sqlstate_classify (sqlstate) == BP_PG_ERROR_CLASS_CONNECTION)
+    schedule_probe (self);
+}
+
+/*
+ * Dead letters. A Query or Execute with `dead-letter` (idempotent or keyed)
+ * that still fails after its retries, for a reason that says the server
+ * was out of reach rather than that the statement is wrong — a connection
+ * failure, a timeout, the pool exhausted, the breaker open, a serialization
+ * failure, insufficient resources — is stored in the daemon's dead-letter
+ * queue (operation "Sql.Query" or "Sql.Execute", payload the statements
+ * and their parameters). The call still fails, its message saying which
+ * entry holds it. Replays re-run it (bp_pg_backend_replay_async()).
+ */
+static gboolean
+should_dead_letter (const GError *error)
+{
+  char sqlstate[6];
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return FALSE;
+  if (bp_pg_error_get_sqlstate (error, sqlstate))
+    {
+      switch (bp_pg_sqlstate_classify (sqlstate))
+        {
+        case BP_PG_ERROR_CLASS_CONNECTION:
+        case BP_PG_ERROR_CLASS_RETRY_TX:
+          return TRUE;
+        case BP_PG_ERROR_CLASS_CLIENT:
+          return FALSE;
+        case BP_PG_ERROR_CLASS_OTHER:
+        default:
+          return g_str_has_prefix (sqlstate, "53") || g_str_has_prefix (sqlstate, "57");
+        }
+    }
+  return g_error_matches (error, BP_ERROR, BP_ERROR_UNAVAILABLE) ||
+         g_error_matches (error, BP_ERROR, BP_ERROR_TIMEOUT) ||
+         g_error_matches (error, BP_ERROR, BP_ERROR_POOL_EXHAUSTED) ||
+         g_error_matches (error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN);
+}
+
+static GVariant *
+dead_letter_payload (SqlOp *op)
+{
+  GVariantDict dict;
+
+  g_variant_dict_init (&dict, NULL);
+  if (op->kind == SQL_QUERY)
+    {
+      g_variant_dict_insert (&dict, "sql", "s", op->sql);
+      g_variant_dict_insert_value (&dict, "params", op->params);
+      g_variant_dict_insert (&dict, "max-rows", "u", op->options.max_rows);
+    }
+  else
+    {
+      g_variant_dict_insert_value (&dict, "statements", op->statements);
+      g_variant_dict_insert (&dict, "atomic", "b", op->options.atomic);
+    }
+  if (op->options.timeout_ms > 0)
+    g_variant_dict_insert (&dict, "timeout-ms", "u", op->options.timeout_ms);
+  return g_variant_dict_end (&dict);
+}
+
+/* Main context: the entry is stored (or the store refused it). */
+static void
+dead_lettered_cb (GObject      *object,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  SqlOp *op = user_data;
+  g_autoptr(GError) store_error = NULL;
+  g_autoptr(GError) error = NULL;
+  guint64 id = 0;
+
+  if (bp_backend_dead_letter_finish (BP_BACKEND (object), result, &id, &store_error))
+    error = g_error_new (op->error->domain, op->error->code, "%s (dead-lettered as entry %" G_GUINT64_FORMAT ")",
+                         op->error->message, id);
+  else
+    error = g_error_new (op->error->domain, op->error->code, "%s (not dead-lettered: %s)",
+                         op->error->message, store_error->message);
+  bp_call_return_error (op->call, error);
+  sql_op_free (op);
 }
 
 /* Main context: all attempts are over. */
@@ -606,7 +712,7 @@ sql_op_done_cb (GObject      *object,
   g_autoptr(GError) error = NULL;
   GVariant *reply = NULL;
 
-  bp_retry_run_finish (BP_RETRY (object), result, (gpointer *) &reply, NULL, &error);
+  bp_retry_run_finish (BP_RETRY (object), result, (gpointer *) &reply, &op->attempts, &error);
   note_outcome (op->self, op->started_us, error);
 
   if (op->task != NULL)
@@ -615,6 +721,16 @@ sql_op_done_cb (GObject      *object,
         g_task_return_error (op->task, g_steal_pointer (&error));
       else
         g_task_return_pointer (op->task, reply, (GDestroyNotify) g_variant_unref);
+    }
+  else if (reply == NULL && op->options.dead_letter && should_dead_letter (error))
+    {
+      g_autoptr(GVariant) payload = g_variant_ref_sink (dead_letter_payload (op));
+
+      op->error = g_steal_pointer (&error);
+      bp_backend_dead_letter_async (BP_BACKEND (op->self), op->kind == SQL_QUERY ? "Sql.Query" : "Sql.Execute",
+                                    payload, op->options.idempotency_key, op->error, op->attempts,
+                                    NULL, dead_lettered_cb, op);
+      return;
     }
   else if (reply == NULL)
     bp_call_return_error (op->call, error);
@@ -638,7 +754,7 @@ sql_op_run (SqlOp *op)
     idempotency = BP_IDEMPOTENCY_IDEMPOTENT;
   cancellable = op->call != NULL ? bp_call_get_cancellable (op->call)
                                  : g_task_get_cancellable (op->task);
-  bp_retry_run_async (op->self->retry, &sql_operation, op, NULL, idempotency,
+  bp_retry_run_async (bp_backend_get_retry (BP_BACKEND (op->self)), &sql_operation, op, NULL, idempotency,
                       cancellable, sql_op_done_cb, op);
 }
 
@@ -724,7 +840,8 @@ handle_execute (BpDBusSql             *iface,
   GError *error = NULL;
 
   g_object_unref (call);
-  if (!bp_pg_options_parse (options, BP_PG_OPT_TIMEOUT | BP_PG_OPT_ATOMIC | BP_PG_OPT_IDEMPOTENT,
+  if (!bp_pg_options_parse (options, BP_PG_OPT_TIMEOUT | BP_PG_OPT_ATOMIC | BP_PG_OPT_IDEMPOTENT |
+                                     BP_PG_OPT_IDEMPOTENCY_KEY | BP_PG_OPT_DEAD_LETTER,
                             self->max_rows, &op->options, &error) ||
       !check_statements (self, statements, &error))
     {
@@ -888,7 +1005,7 @@ to_fd_acquired_cb (GObject      *object,
   ToFdOp *op = user_data;
   g_autoptr(GError) error = NULL;
 
-  op->item = bp_pool_acquire_finish (BP_POOL (object), result, &error);
+  op->item = bp_pg_pool_acquire_finish (BP_POOL (object), result, &error);
   if (op->item == NULL)
     {
       to_fd_op_end (op, error);
@@ -945,7 +1062,7 @@ handle_query_to_fd (BpDBusSql             *iface,
       to_fd_op_free (op);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  bp_pool_acquire_async (self->pool, bp_call_get_sender (op->call), bp_call_get_cancellable (op->call),
+  bp_pg_pool_acquire_async (self->pool, bp_call_get_sender (op->call), bp_call_get_cancellable (op->call),
                          to_fd_acquired_cb, op);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -1018,7 +1135,7 @@ begin_acquired_cb (GObject      *object,
   g_autoptr(GError) error = NULL;
   g_autofree char *sql = NULL;
 
-  op->item = bp_pool_acquire_finish (BP_POOL (object), result, &error);
+  op->item = bp_pg_pool_acquire_finish (BP_POOL (object), result, &error);
   if (op->item == NULL)
     {
       bp_call_return_error (op->call, error);
@@ -1058,44 +1175,34 @@ handle_begin_transaction (BpDBusSql             *iface,
       begin_op_free (op);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  bp_pool_acquire_async (self->pool, bp_call_get_sender (op->call), bp_call_get_cancellable (op->call),
+  bp_pg_pool_acquire_async (self->pool, bp_call_get_sender (op->call), bp_call_get_cancellable (op->call),
                          begin_acquired_cb, op);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 /* Listen */
-static void
-listener_ended_cb (BpPgListener *listener,
-                   BpPgBackend  *self)
-{
-  g_hash_table_remove (self->listeners, listener);
-}
-
 typedef struct
 {
-  BpPgBackend  *self;      /* (owned) */
-  BpCall       *call;      /* (owned) */
-  BpPgListener *listener;  /* (owned) */
+  BpPgBackend *self;   /* (owned) */
+  BpCall      *call;   /* (owned) */
 } ListenOp;
 
+/* Main context: the channel is listened to (or not). */
 static void
-listen_started_cb (GObject      *object,
-                   GAsyncResult *result,
-                   gpointer      user_data)
+listen_done_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
 {
   ListenOp *op = user_data;
   g_autoptr(GError) error = NULL;
+  g_autoptr(BpPgSubscription) sub = bp_pg_listener_subscribe_finish (BP_PG_LISTENER (object), result, &error);
 
-  if (!bp_pg_listener_start_finish (op->listener, result, &error))
-    {
-      g_hash_table_remove (op->self->listeners, op->listener);
-      bp_call_return_error (op->call, error);
-    }
+  if (sub == NULL)
+    bp_call_return_error (op->call, error);
   else
-    bp_call_return_value (op->call, g_variant_new ("(o)", bp_pg_listener_get_path (op->listener)));
+    bp_call_return_value (op->call, g_variant_new ("(o)", bp_pg_subscription_get_object_path (sub)));
   g_object_unref (op->self);
   g_object_unref (op->call);
-  g_object_unref (op->listener);
   g_free (op);
 }
 
@@ -1112,21 +1219,22 @@ handle_listen (BpDBusSql             *iface,
 
   if (!bp_pg_check_channel (channel, &error))
     return reply_error (call, error);
-  if (g_hash_table_size (self->listeners) >= self->max_listens)
-    return reply_error (call, g_error_new (BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                                           "%u subscriptions are open, at most %u",
-                                           g_hash_table_size (self->listeners), self->max_listens));
-  if (self->conninfo == NULL)
+  if (self->conninfo == NULL || self->pool == NULL || bp_pool_is_closed (self->pool))
     return reply_error (call, g_error_new (BP_ERROR, BP_ERROR_UNAVAILABLE, "backend %s is not running",
                                            bp_backend_get_name (BP_BACKEND (self))));
+  if (self->listener == NULL)
+    self->listener = bp_pg_listener_new (self);
+  if (bp_pg_listener_get_n_subscriptions (self->listener) >= self->max_listens)
+    return reply_error (call, g_error_new (BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
+                                           "%u subscriptions are open, at most %u",
+                                           bp_pg_listener_get_n_subscriptions (self->listener),
+                                           self->max_listens));
 
   op = g_new0 (ListenOp, 1);
   op->self = g_object_ref (self);
   op->call = call;
-  op->listener = bp_pg_listener_new (self, bp_call_get_sender (call), channel);
-  g_hash_table_add (self->listeners, g_object_ref (op->listener));
-  g_signal_connect_object (op->listener, "ended", G_CALLBACK (listener_ended_cb), self, 0);
-  bp_pg_listener_start_async (op->listener, bp_call_get_cancellable (call), listen_started_cb, op);
+  bp_pg_listener_subscribe_async (self->listener, bp_call_get_sender (call), channel,
+                                  bp_call_get_cancellable (call), listen_done_cb, op);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -1147,6 +1255,10 @@ bp_pg_backend_configure (BpBackend        *backend,
     return FALSE;
   g_clear_pointer (&self->data_dir, g_free);
   self->data_dir = bp_config_section_get_string (section, "data-dir", NULL);
+  g_clear_pointer (&self->socket_dir, g_free);
+  self->socket_dir = bp_config_section_get_string (section, "socket-dir", NULL);
+  g_clear_pointer (&self->bindir, g_free);
+  self->bindir = bp_config_section_get_string (section, "bindir", NULL);
   g_clear_pointer (&self->password, g_free);
   if (!bp_config_section_get_secret (section, "password", &self->password, error))
     return FALSE;
@@ -1165,11 +1277,24 @@ bp_pg_backend_configure (BpBackend        *backend,
                    bp_config_section_get_group (section));
       return FALSE;
     }
-  if (!self->managed && self->data_dir != NULL)
+  if (!self->managed && (self->data_dir != NULL || self->socket_dir != NULL || self->bindir != NULL))
     {
       g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                   "[%s] data-dir needs managed=true", bp_config_section_get_group (section));
+                   "[%s] %s needs managed=true", bp_config_section_get_group (section),
+                   self->data_dir != NULL ? "data-dir" : self->socket_dir != NULL ? "socket-dir" : "bindir");
       return FALSE;
+    }
+  for (guint i = 0; i < 3; i++)
+    {
+      const char *keys[] = { "data-dir", "socket-dir", "bindir" };
+      const char *values[] = { self->data_dir, self->socket_dir, self->bindir };
+
+      if (values[i] != NULL && !g_path_is_absolute (values[i]))
+        {
+          g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, "[%s] %s: “%s” is not an absolute path",
+                       bp_config_section_get_group (section), keys[i], values[i]);
+          return FALSE;
+        }
     }
   if (self->conninfo != NULL)
     {
@@ -1205,18 +1330,6 @@ bp_pg_backend_configure (BpBackend        *backend,
     return FALSE;
   self->connect_timeout_ms = (guint) value;
 
-  {
-    const BpBackendResilienceConfig *r = bp_backend_get_resilience_config (backend);
-    static const BpJitter jitters[] = { BP_JITTER_FULL, BP_JITTER_EQUAL, BP_JITTER_DECORRELATED };
-
-    g_object_set (self->retry,
-                  "max-attempts", clamp_uint (r->retry_max_attempts),
-                  "base-ms", clamp_uint (r->retry_base_ms),
-                  "cap-ms", clamp_uint (r->retry_cap_ms),
-                  "jitter", jitters[MIN (r->retry_jitter, G_N_ELEMENTS (jitters) - 1)],
-                  "deadline-ms", clamp_uint (r->retry_deadline_ms),
-                  NULL);
-  }
   return TRUE;
 }
 
@@ -1237,7 +1350,8 @@ start_checked_cb (GObject      *object,
   if (pid == NULL)
     {
       /* Exported all the same: unavailable with the reason, recovering on
-       * the next successful call. */
+       * the next successful call or probe. */
+      schedule_probe (g_task_get_source_object (task));
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
@@ -1254,7 +1368,7 @@ run_health (BpPgBackend         *self,
 
   op->task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (op->task, run_health);
-  bp_retry_run_async (self->retry, &sql_operation, op, NULL, BP_IDEMPOTENCY_IDEMPOTENT,
+  bp_retry_run_async (bp_backend_get_retry (BP_BACKEND (self)), &sql_operation, op, NULL, BP_IDEMPOTENCY_IDEMPOTENT,
                       cancellable, sql_op_done_cb, op);
 }
 
@@ -1300,13 +1414,24 @@ bp_pg_backend_start_async (BpBackend           *backend,
 
   if (self->managed)
     {
+      const char *name = bp_backend_get_name (backend);
       g_autofree char *data_dir = self->data_dir != NULL
         ? g_strdup (self->data_dir)
-        : g_build_filename (g_get_user_data_dir (), "backplane", "postgres", bp_backend_get_name (backend), NULL);
-      g_autofree char *socket_dir = g_build_filename (g_get_user_runtime_dir (), "backplane",
-                                                      bp_backend_get_name (backend), NULL);
+        : g_build_filename (g_get_user_data_dir (), "backplane", "postgres", name, NULL);
+      g_autofree char *socket_dir = self->socket_dir != NULL
+        ? g_strdup (self->socket_dir)
+        : g_build_filename (g_get_user_runtime_dir (), "backplane", name, NULL);
+      /* As root the server runs as `postgres`, which cannot enter root's
+       * 0700 home: then the system locations serve (explicit keys never
+       * fall back). */
+      g_autofree char *fallback_data_dir = self->data_dir == NULL
+        ? g_build_filename ("/var/lib/backplane/postgres", name, NULL) : NULL;
+      g_autofree char *fallback_socket_dir = self->socket_dir == NULL
+        ? g_build_filename ("/run/backplane", name, NULL) : NULL;
 
-      self->cluster = bp_pg_cluster_new (BP_PG_BINDIR, data_dir, socket_dir, bp_backend_get_clock (backend));
+      self->cluster = bp_pg_cluster_new (self->bindir != NULL ? self->bindir : BP_PG_BINDIR,
+                                         data_dir, socket_dir, bp_backend_get_clock (backend));
+      bp_pg_cluster_set_fallback_dirs (self->cluster, fallback_data_dir, fallback_socket_dir);
       bp_pg_cluster_start_async (self->cluster, cancellable, cluster_started_cb, g_steal_pointer (&task));
       return;
     }
@@ -1359,10 +1484,18 @@ bp_pg_backend_stop_async (BpBackend           *backend,
   BpPgBackend *self = BP_PG_BACKEND (backend);
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
   GList *transactions;
-  GList *listeners;
 
   g_task_set_source_tag (task, bp_pg_backend_stop_async);
+  self->stopping = TRUE;
   g_cancellable_cancel (self->stop_cancellable);
+  if (self->probe_source != NULL)
+    {
+      g_source_destroy (self->probe_source);
+      g_clear_pointer (&self->probe_source, g_source_unref);
+    }
+  if (self->probe != NULL)
+    bp_pg_connection_close (self->probe);
+  g_clear_object (&self->probe);
 
   /* Roll back what clients left open; their connections go back to the
    * pool (or are destroyed) before it closes. Ending removes them from the
@@ -1372,11 +1505,8 @@ bp_pg_backend_stop_async (BpBackend           *backend,
   for (GList *l = transactions; l != NULL; l = l->next)
     bp_pg_transaction_abort (l->data);
   g_list_free_full (transactions, g_object_unref);
-  listeners = g_hash_table_get_keys (self->listeners);
-  g_list_foreach (listeners, (GFunc) (void (*) (void)) g_object_ref, NULL);
-  for (GList *l = listeners; l != NULL; l = l->next)
-    bp_pg_listener_close (l->data);
-  g_list_free_full (listeners, g_object_unref);
+  if (self->listener != NULL)
+    bp_pg_listener_close (self->listener);
 
   if (self->pool != NULL)
     {
@@ -1444,6 +1574,94 @@ bp_pg_backend_check_health_finish (BpBackend     *backend,
   return TRUE;
 }
 
+/* Main context: the one attempt of a replay ended. */
+static void
+replay_attempt_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  SqlOp *op = user_data;
+  GError *error = NULL;
+  GVariant *reply = NULL;
+
+  if (attempt_finish (op, result, (gpointer *) &reply, &error))
+    {
+      g_variant_unref (reply);
+      note_outcome (op->self, op->started_us, NULL);
+      g_task_return_boolean (op->task, TRUE);
+    }
+  else
+    {
+      note_outcome (op->self, op->started_us, error);
+      g_task_return_error (op->task, error);
+    }
+  sql_op_free (op);
+}
+
+/* BpBackendClass.replay_async: re-runs a dead-lettered Query or Execute,
+ * once: the caller (BpBackend) holds the breaker permit and BpDeadLetters
+ * schedules the next try. Main context. */
+static void
+bp_pg_backend_replay_async (BpBackend           *backend,
+                            const char          *operation,
+                            GVariant            *payload,
+                            const char          *idempotency_key,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  BpPgBackend *self = BP_PG_BACKEND (backend);
+  SqlOp *op = NULL;
+  const char *sql = NULL;
+  guint32 max_rows = self->max_rows;
+
+  if (payload != NULL && g_variant_is_of_type (payload, G_VARIANT_TYPE_VARDICT))
+    {
+      if (g_str_equal (operation, "Sql.Query") &&
+          g_variant_lookup (payload, "sql", "&s", &sql))
+        {
+          op = sql_op_new (self, NULL, SQL_QUERY);
+          op->sql = g_strdup (sql);
+          op->params = g_variant_lookup_value (payload, "params", G_VARIANT_TYPE ("av"));
+          g_variant_lookup (payload, "max-rows", "u", &max_rows);
+          op->options.max_rows = MIN (max_rows, self->max_rows);
+        }
+      else if (g_str_equal (operation, "Sql.Execute"))
+        {
+          g_autoptr(GVariant) statements = g_variant_lookup_value (payload, "statements", G_VARIANT_TYPE ("a(sav)"));
+
+          if (statements != NULL && g_variant_n_children (statements) <= self->max_statements)
+            {
+              op = sql_op_new (self, NULL, SQL_EXECUTE);
+              op->statements = g_steal_pointer (&statements);
+              g_variant_lookup (payload, "atomic", "b", &op->options.atomic);
+            }
+        }
+    }
+  if (op == NULL)
+    {
+      g_task_report_new_error (self, callback, user_data, bp_pg_backend_replay_async,
+                               BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                               "backend %s cannot replay this “%s” entry",
+                               bp_backend_get_name (backend), operation);
+      return;
+    }
+  g_variant_lookup (payload, "timeout-ms", "u", &op->options.timeout_ms);
+  op->options.idempotency_key = g_strdup (idempotency_key);
+  op->no_breaker = TRUE;
+  op->task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (op->task, bp_pg_backend_replay_async);
+  attempt_start (op, cancellable, replay_attempt_cb, op);
+}
+
+static gboolean
+bp_pg_backend_replay_finish (BpBackend     *backend,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
 static GVariant *
 bp_pg_backend_dup_pool_stats (BpBackend *backend)
 {
@@ -1461,10 +1679,17 @@ bp_pg_backend_dispose (GObject *object)
 
   g_clear_object (&self->iface);
   g_clear_pointer (&self->transactions, g_hash_table_unref);
-  g_clear_pointer (&self->listeners, g_hash_table_unref);
+  if (self->listener != NULL)
+    bp_pg_listener_close (self->listener);
+  g_clear_object (&self->listener);
   g_clear_object (&self->pool);
-  g_clear_object (&self->retry);
   g_clear_object (&self->cluster);
+  if (self->probe_source != NULL)
+    {
+      g_source_destroy (self->probe_source);
+      g_clear_pointer (&self->probe_source, g_source_unref);
+    }
+  g_clear_object (&self->probe);
   g_clear_object (&self->stop_cancellable);
   G_OBJECT_CLASS (bp_pg_backend_parent_class)->dispose (object);
 }
@@ -1476,6 +1701,8 @@ bp_pg_backend_finalize (GObject *object)
 
   g_free (self->conninfo);
   g_free (self->data_dir);
+  g_free (self->socket_dir);
+  g_free (self->bindir);
   if (self->password != NULL)
     {
       memset (self->password, 0, strlen (self->password));
@@ -1491,10 +1718,15 @@ bp_pg_backend_constructed (GObject *object)
 
   G_OBJECT_CLASS (bp_pg_backend_parent_class)->constructed (object);
 
-  self->retry = bp_retry_new (bp_backend_get_clock (BP_BACKEND (self)));
-  bp_retry_set_classify_func (self->retry, bp_pg_classify_failure, NULL, NULL);
-  bp_breaker_set_classify_func (bp_backend_get_breaker (BP_BACKEND (self)),
-                                bp_pg_classify_failure, NULL, NULL);
+  g_signal_connect_object (bp_backend_get_breaker (BP_BACKEND (self)), "state-changed",
+                           G_CALLBACK (breaker_state_changed_cb), self, 0);
+}
+
+static BpFailureKind
+bp_pg_backend_classify_error (BpBackend    *backend,
+                              const GError *error)
+{
+  return bp_pg_classify_failure (error, NULL);
 }
 
 static void
@@ -1514,14 +1746,17 @@ bp_pg_backend_class_init (BpPgBackendClass *klass)
   backend_class->check_health_async = bp_pg_backend_check_health_async;
   backend_class->check_health_finish = bp_pg_backend_check_health_finish;
   backend_class->dup_pool_stats = bp_pg_backend_dup_pool_stats;
+  backend_class->classify_error = bp_pg_backend_classify_error;
+  backend_class->replay_async = bp_pg_backend_replay_async;
+  backend_class->replay_finish = bp_pg_backend_replay_finish;
 }
 
 static void
 bp_pg_backend_init (BpPgBackend *self)
 {
   self->transactions = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
-  self->listeners = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   self->stop_cancellable = g_cancellable_new ();
+  self->probe_ms = PROBE_MIN_MS;
   self->max_rows = 100000;
   self->connect_timeout_ms = BP_PG_CONNECTION_DEFAULT_CONNECT_TIMEOUT_MS;
 

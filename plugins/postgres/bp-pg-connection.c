@@ -145,6 +145,7 @@ struct _BpPgConnection
   PGconn              *conn;              /* (owned) (nullable) */
   BpPgConnectionState  state;
   int                  backend_pid;
+  gint64               last_used_us;      /* clock time the last operation ended */
 
   GSource             *fd_source;         /* (owned) (nullable) */
   gpointer             fd_tag;            /* (nullable) */
@@ -507,6 +508,20 @@ bp_pg_connection_get_transaction_status (BpPgConnection *self)
   if (self->conn == NULL || self->state == BP_PG_CONNECTION_STATE_CONNECTING)
     return PQTRANS_UNKNOWN;
   return PQtransactionStatus (self->conn);
+}
+
+/**
+ * bp_pg_connection_get_last_used:
+ * @self: a connection
+ *
+ * Returns: the clock time (µs) at which the last operation (connect
+ *   included) ended, 0 before that
+ */
+gint64
+bp_pg_connection_get_last_used (BpPgConnection *self)
+{
+  g_return_val_if_fail (BP_IS_PG_CONNECTION (self), 0);
+  return self->last_used_us;
 }
 
 int
@@ -1113,6 +1128,7 @@ op_finish (BpPgConnection *self)
       if (op->kind == OP_CONNECT)
         self->backend_pid = PQbackendPID (self->conn);
     }
+  self->last_used_us = bp_clock_get_time (self->clock);
   if (self->state == BP_PG_CONNECTION_STATE_CLOSED && error == NULL &&
       op->kind != OP_STREAM)
     error = g_error_new (BP_ERROR, BP_ERROR_UNAVAILABLE, "SQLSTATE 08003: connection closed");

@@ -127,12 +127,7 @@ bp_pg_options_parse (GVariant         *options,
           }
           break;
         case BP_PG_OPT_DEAD_LETTER:
-          if (g_variant_get_boolean (v))
-            {
-              g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                           "options.dead-letter: not available for this backend yet");
-              return FALSE;
-            }
+          out->dead_letter = g_variant_get_boolean (v);
           break;
         case BP_PG_OPT_FORMAT:
           {
@@ -186,6 +181,13 @@ bp_pg_options_parse (GVariant         *options,
         default:
           g_assert_not_reached ();
         }
+    }
+  /* Only what may run twice may be replayed later. */
+  if (out->dead_letter && !out->idempotent && out->idempotency_key == NULL)
+    {
+      g_set_error_literal (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                           "options.dead-letter: needs idempotent or idempotency-key");
+      return FALSE;
     }
   return TRUE;
 }

@@ -35,6 +35,7 @@ typedef struct
   guint       max_rows;
   gboolean    idempotent;
   char       *idempotency_key;   /* (owned) (nullable) */
+  gboolean    dead_letter;
   BpPgFormat  format;
   gboolean    atomic;
   const char *isolation;         /* static string */

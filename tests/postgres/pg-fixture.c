@@ -204,6 +204,7 @@ fixture_free (PgFixture *fixture)
   g_free (fixture->password);
   g_free (fixture->conninfo_tcp);
   g_free (fixture->conninfo_socket);
+  g_free (fixture->server_options);
   g_free (fixture);
 }
 
@@ -324,10 +325,13 @@ pg_fixture_start (GError **error)
       g_ptr_array_add (args, g_strdup ("-t"));
       g_ptr_array_add (args, g_strdup ("60"));
       g_ptr_array_add (args, g_strdup ("-o"));
-      g_ptr_array_add (args, g_steal_pointer (&options));
+      g_ptr_array_add (args, g_strdup (options));
       g_ptr_array_add (args, g_strdup ("start"));
       if (run_server_program (fixture->dir, args, &last_error))
-        break;
+        {
+          fixture->server_options = g_steal_pointer (&options);
+          break;
+        }
       fixture->port = 0;
     }
   if (fixture->port == 0)
@@ -416,4 +420,43 @@ pg_fixture_psql (PgFixture   *fixture,
       return NULL;
     }
   return g_strstrip (g_steal_pointer (&out));
+}
+
+/**
+ * pg_fixture_pg_ctl:
+ * @fixture: a fixture
+ * @action: "stop" (fast), "start" or "restart" (fast)
+ * @error: return location for a #GError
+ *
+ * Runs pg_ctl on the fixture's cluster and waits for it (-w).
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+pg_fixture_pg_ctl (PgFixture   *fixture,
+                   const char  *action,
+                   GError     **error)
+{
+  g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func (g_free);
+
+  g_ptr_array_add (args, pg_program ("pg_ctl"));
+  g_ptr_array_add (args, g_strdup (action));
+  g_ptr_array_add (args, g_strdup ("-D"));
+  g_ptr_array_add (args, g_strdup (fixture->data_dir));
+  g_ptr_array_add (args, g_strdup ("-w"));
+  g_ptr_array_add (args, g_strdup ("-t"));
+  g_ptr_array_add (args, g_strdup ("60"));
+  if (!g_str_equal (action, "start"))
+    {
+      g_ptr_array_add (args, g_strdup ("-m"));
+      g_ptr_array_add (args, g_strdup ("fast"));
+    }
+  if (!g_str_equal (action, "stop"))
+    {
+      g_ptr_array_add (args, g_strdup ("-l"));
+      g_ptr_array_add (args, g_strdup (fixture->log_file));
+      g_ptr_array_add (args, g_strdup ("-o"));
+      g_ptr_array_add (args, g_strdup (fixture->server_options));
+    }
+  return run_server_program (fixture->dir, args, error);
 }

@@ -21,6 +21,7 @@ typedef struct
   char    *conninfo_socket;  /* host=<socket_dir> port=… dbname=postgres user=… (trust) */
 
   /* private */
+  char    *server_options;   /* pg_ctl -o */
   int      watchdog_fd;
   GPid     watchdog_pid;
 } PgFixture;
@@ -30,5 +31,8 @@ void       pg_fixture_stop  (PgFixture  *fixture);
 char      *pg_fixture_psql  (PgFixture  *fixture,
                              const char *sql,
                              GError    **error);
+gboolean   pg_fixture_pg_ctl (PgFixture  *fixture,
+                              const char *action,
+                              GError    **error);
 
 G_END_DECLS

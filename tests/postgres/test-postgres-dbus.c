@@ -94,6 +94,14 @@ assert_dbus_error (const GError *error,
 
 /* ---------------------------------------------------------------------- */
 
+static gboolean
+db_started (gpointer data)
+{
+  g_autofree char *state = bp_test_daemon_backend_state (daemon_, "db", NULL);
+
+  return !g_str_equal (state, "starting");
+}
+
 static void
 test_ready (void)
 {
@@ -253,7 +261,7 @@ test_query_to_fd_reader_gone (void)
 
   g_assert_true (g_unix_open_pipe (fds, FD_CLOEXEC, NULL));
   reply = call_with_fd (SQL_IFACE ".QueryToFd",
-                        g_variant_new_parsed ("('SELECT g FROM generate_series(1, 100000000) g', @av [], @h 0, @a{sv} {})"),
+                        g_variant_new_parsed ("('SELECT generate_series(1, 100000000) AS g', @av [], @h 0, @a{sv} {})"),
                         fds[1], "(a(ss))", &error);
   close (fds[1]);
   g_assert_no_error (error);
@@ -542,7 +550,7 @@ static gint64
 listener_backend_pid (void)
 {
   return count_value ("SELECT coalesce(max(pid), 0)::int8 AS n FROM pg_stat_activity "
-                      "WHERE application_name = 'backplaned/db' AND query LIKE 'LISTEN%'");
+                      "WHERE application_name = 'backplaned/db/listen'");
 }
 
 static void
@@ -553,13 +561,13 @@ test_listen_reconnect (void)
   g_autoptr(GVariant) killed = NULL;
   g_autofree char *kill_sql = NULL;
   Events events = { NULL };
-  const char *path;
+  g_autofree char *path = NULL;
   gint64 pid;
   guint sub;
 
   reply = call (DB_PATH, SQL_IFACE ".Listen", g_variant_new ("(s)", "again"), "(o)", &error);
   g_assert_no_error (error);
-  g_variant_get (reply, "(&o)", &path);
+  g_variant_get (reply, "(o)", &path);
   sub = g_dbus_connection_signal_subscribe (daemon_->connection, NULL, "org.backplane.Backplane1.Subscription",
                                             "Events", path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
                                             events_cb, &events, NULL);
@@ -582,6 +590,293 @@ test_listen_reconnect (void)
   g_assert_cmpint (listener_backend_pid (), !=, pid);
   g_variant_unref (events.batch);
   g_dbus_connection_signal_unsubscribe (daemon_->connection, sub);
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = call (path, "org.backplane.Backplane1.Subscription.Close", NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+/* Every event of one subscription, payloads in order. */
+typedef struct
+{
+  GPtrArray *payloads;  /* (element-type utf8) */
+  guint      sub;
+} Collector;
+
+static void
+collect_cb (GDBusConnection *connection,
+            const char      *sender,
+            const char      *path,
+            const char      *iface,
+            const char      *signal,
+            GVariant        *params,
+            gpointer         user_data)
+{
+  Collector *c = user_data;
+  g_autoptr(GVariant) batch = NULL;
+  GVariantIter iter;
+  GVariant *event;
+
+  g_variant_get (params, "(@aa{sv})", &batch);
+  g_variant_iter_init (&iter, batch);
+  while ((event = g_variant_iter_next_value (&iter)) != NULL)
+    {
+      const char *payload = NULL;
+
+      g_assert_true (g_variant_lookup (event, "payload", "&s", &payload));
+      g_ptr_array_add (c->payloads, g_strdup (payload));
+      g_variant_unref (event);
+    }
+}
+
+static char *
+listen_collect (const char *channel,
+                Collector  *c)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = call (DB_PATH, SQL_IFACE ".Listen", g_variant_new ("(s)", channel), "(o)", &error);
+  char *path;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(o)", &path);
+  c->payloads = g_ptr_array_new_with_free_func (g_free);
+  c->sub = g_dbus_connection_signal_subscribe (daemon_->connection, NULL, "org.backplane.Backplane1.Subscription",
+                                               "Events", path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                               collect_cb, c, NULL);
+  return path;
+}
+
+static void
+collector_clear (Collector *c)
+{
+  g_dbus_connection_signal_unsubscribe (daemon_->connection, c->sub);
+  g_ptr_array_unref (c->payloads);
+}
+
+static void
+notify (const char *channel,
+        const char *payload)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = query ("SELECT pg_notify($1, $2)",
+                                     g_variant_new_parsed ("[<%s>, <%s>]", channel, payload), &error);
+
+  g_assert_no_error (error);
+}
+
+static void
+close_subscription (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = call (path, "org.backplane.Backplane1.Subscription.Close", NULL, NULL, &error);
+
+  g_assert_no_error (error);
+}
+
+static gboolean
+has_n_payloads (gpointer data)
+{
+  Collector *c = data;
+
+  return c->payloads->len >= GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (daemon_->connection), "bp-want"));
+}
+
+static void
+wait_payloads (Collector *c,
+               guint      n)
+{
+  g_object_set_data (G_OBJECT (daemon_->connection), "bp-want", GUINT_TO_POINTER (n));
+  g_assert_true (bp_test_wait_until (has_n_payloads, c, 10000));
+  g_assert_cmpuint (c->payloads->len, ==, n);
+}
+
+static gint64
+listener_connections (void)
+{
+  return count_value ("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'backplaned/db/listen'");
+}
+
+static gboolean
+listener_ran (gpointer data)
+{
+  g_autofree char *sql = g_strdup_printf ("SELECT count(*) AS n FROM pg_stat_activity "
+                                          "WHERE application_name = 'backplaned/db/listen' AND query = '%s'",
+                                          (const char *) data);
+
+  return count_value (sql) == 1;
+}
+
+static gboolean
+no_listener (gpointer data)
+{
+  return listener_connections () == 0;
+}
+
+/* One dedicated connection serves every subscription; a channel is
+ * UNLISTENed when its last subscriber goes, the connection closed when the
+ * last channel goes. */
+static void
+test_listen_shared (void)
+{
+  g_autoptr(GDBusConnection) other = second_connection ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) denied = NULL;
+  Collector a, b, c;
+  g_autofree char *path_a = listen_collect ("shared", &a);
+  g_autofree char *path_b = listen_collect ("shared", &b);
+  g_autofree char *path_c = listen_collect ("other", &c);
+
+  g_assert_cmpstr (path_a, !=, path_b);
+  g_assert_cmpint (listener_connections (), ==, 1);
+
+  notify ("shared", "one");
+  wait_payloads (&a, 1);
+  wait_payloads (&b, 1);
+  g_assert_cmpstr (g_ptr_array_index (a.payloads, 0), ==, "one");
+
+  /* Only the owner may close it. */
+  denied = g_dbus_connection_call_sync (other, BUS_NAME, path_a, "org.backplane.Backplane1.Subscription", "Close",
+                                        NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 30000, NULL, &error);
+  g_assert_null (denied);
+  assert_dbus_error (error, "org.backplane.Backplane1.Error.PermissionDenied", NULL);
+  g_clear_error (&error);
+
+  /* A goes; B still hears "shared". */
+  close_subscription (path_a);
+  notify ("shared", "two");
+  notify ("other", "x");
+  wait_payloads (&b, 2);
+  wait_payloads (&c, 1);
+  g_assert_cmpstr (g_ptr_array_index (b.payloads, 1), ==, "two");
+  g_assert_cmpuint (a.payloads->len, ==, 1);
+
+  /* B goes: the last one on "shared". */
+  close_subscription (path_b);
+  g_assert_true (bp_test_wait_until (listener_ran, (gpointer) "UNLISTEN \"shared\"", 10000));
+  notify ("other", "y");
+  wait_payloads (&c, 2);
+  g_assert_cmpint (listener_connections (), ==, 1);
+
+  /* C goes: nothing left to listen to. */
+  close_subscription (path_c);
+  g_assert_true (bp_test_wait_until (no_listener, NULL, 10000));
+
+  collector_clear (&a);
+  collector_clear (&b);
+  collector_clear (&c);
+}
+
+typedef struct
+{
+  const char *state;
+} StateIs;
+
+static gboolean
+db_state_is (gpointer data)
+{
+  StateIs *want = data;
+  g_autofree char *state = bp_test_daemon_backend_state (daemon_, "db", NULL);
+
+  return g_str_equal (state, want->state);
+}
+
+#define DLQ_PATH  "/org/backplane/Backplane1/DeadLetters"
+#define DLQ_IFACE "org.backplane.Backplane1.DeadLetters"
+
+static gboolean
+dlq_has (guint64 id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = call (DLQ_PATH, DLQ_IFACE ".List", g_variant_new_parsed ("(@u 0, @u 1000, @a{sv} {})"),
+                                    "(a(tsssuxs))", &error);
+  g_autoptr(GVariant) entries = NULL;
+
+  g_assert_no_error (error);
+  entries = g_variant_get_child_value (reply, 0);
+  for (gsize i = 0; i < g_variant_n_children (entries); i++)
+    {
+      guint64 eid;
+      const char *backend, *operation, *key;
+
+      g_variant_get_child (entries, i, "(t&s&s&suxs)", &eid, &backend, &operation, &key, NULL, NULL, NULL);
+      if (eid == id)
+        {
+          g_assert_cmpstr (backend, ==, "db");
+          g_assert_cmpstr (operation, ==, "Sql.Execute");
+          g_assert_cmpstr (key, ==, "dl-k1");
+          return TRUE;
+        }
+    }
+  return FALSE;
+}
+
+static gboolean
+dlq_gone (gpointer data)
+{
+  return !dlq_has (*(guint64 *) data);
+}
+
+/* The server goes away and comes back: calls fail fast, the state follows
+ * (without traffic on the way back), a write with dead-letter is stored and
+ * replayed once the server is back. Stops the fixture: runs last. */
+static void
+test_server_away (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  StateIs unavailable = { "unavailable" };
+  StateIs ready = { "ready" };
+  g_autofree char *reason = NULL;
+  g_autofree char *state = NULL;
+  const char *marker;
+  guint64 id;
+
+  reply = query ("CREATE TABLE dl (k text PRIMARY KEY)", NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&reply, g_variant_unref);
+
+  g_assert_true (pg_fixture_pg_ctl (fixture, "stop", &error));
+  g_assert_no_error (error);
+
+  reply = query ("SELECT 1", NULL, &error);
+  g_assert_null (reply);
+  assert_dbus_error (error, "org.backplane.Backplane1.Error.Unavailable", "SQLSTATE 08001");
+  g_clear_error (&error);
+  g_assert_true (bp_test_wait_until (db_state_is, &unavailable, 30000));
+  state = bp_test_daemon_backend_state (daemon_, "db", &reason);
+  g_assert_nonnull (strstr (reason, "08001"));
+
+  /* dead-letter needs a call that may run twice. */
+  reply = call (DB_PATH, SQL_IFACE ".Execute",
+                g_variant_new_parsed ("([('INSERT INTO dl VALUES (1)', @av [])], {'dead-letter': <true>})"),
+                "(at)", &error);
+  g_assert_null (reply);
+  assert_dbus_error (error, "org.backplane.Backplane1.Error.InvalidArgument", "idempotent");
+  g_clear_error (&error);
+
+  reply = call (DB_PATH, SQL_IFACE ".Execute",
+                g_variant_new_parsed ("([('INSERT INTO dl VALUES ($1) ON CONFLICT DO NOTHING', [<'k1'>])], "
+                                      "{'dead-letter': <true>, 'idempotency-key': <'dl-k1'>})"),
+                "(at)", &error);
+  g_assert_null (reply);
+  assert_dbus_error (error, "org.backplane.Backplane1.Error.Unavailable", "dead-lettered as entry ");
+  marker = strstr (error->message, "dead-lettered as entry ");
+  id = g_ascii_strtoull (marker + strlen ("dead-lettered as entry "), NULL, 10);
+  g_assert_cmpuint (id, >, 0);
+  g_clear_error (&error);
+  g_assert_true (dlq_has (id));
+
+  /* Back: ready again without any call. */
+  g_assert_true (pg_fixture_pg_ctl (fixture, "start", &error));
+  g_assert_no_error (error);
+  g_assert_true (bp_test_wait_until (db_state_is, &ready, 60000));
+
+  reply = call (DLQ_PATH, DLQ_IFACE ".Replay", g_variant_new ("(t)", id), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (bp_test_wait_until (dlq_gone, &id, 30000));
+  g_assert_cmpint (count_value ("SELECT count(*) AS n FROM dl WHERE k = 'k1'"), ==, 1);
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = query ("DROP TABLE dl", NULL, &error);
+  g_assert_no_error (error);
 }
 
 int
@@ -602,9 +897,12 @@ main (int   argc,
                             "type=postgres\n"
                             "conninfo=%s\n"
                             "password-env=BP_TEST_PG_PASSWORD\n"
-                            "pool.max=4\n",
+                            "pool.max=4\n"
+                            "retry.base-ms=10\n"
+                            "breaker.min-volume=1000\n",
                             fixture->conninfo_tcp);
   daemon_ = bp_test_daemon_new (config);
+  g_assert_true (bp_test_wait_until (db_started, NULL, 60000));
 
   g_test_add_func ("/postgres-dbus/ready", test_ready);
   g_test_add_func ("/postgres-dbus/query", test_query);
@@ -616,6 +914,9 @@ main (int   argc,
   g_test_add_func ("/postgres-dbus/transaction", test_transaction);
   g_test_add_func ("/postgres-dbus/listen", test_listen);
   g_test_add_func ("/postgres-dbus/listen/reconnect", test_listen_reconnect);
+  g_test_add_func ("/postgres-dbus/listen/shared", test_listen_shared);
+  /* Last: it stops and starts the server. */
+  g_test_add_func ("/postgres-dbus/server/away", test_server_away);
   g_test_add_func ("/postgres-dbus/transaction/owner-vanishes", test_transaction_owner_vanishes);
   g_test_add_func ("/postgres-dbus/transaction/idle-timeout", test_transaction_idle_timeout);
 
