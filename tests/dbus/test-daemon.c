@@ -705,6 +705,73 @@ test_dead_letters_round_trip (void)
   assert_remote_error (error, "org.backplane.Backplane1.Error.NotFound");
 }
 
+typedef struct
+{
+  char     *owner;
+  gboolean  changed;
+} OwnerWatch;
+
+static void
+owner_appeared_cb (GDBusConnection *connection,
+                   const char      *name,
+                   const char      *owner,
+                   gpointer         user_data)
+{
+  OwnerWatch *w = user_data;
+
+  if (w->owner != NULL && !g_str_equal (w->owner, owner))
+    w->changed = TRUE;
+  g_free (w->owner);
+  w->owner = g_strdup (owner);
+}
+
+static gboolean
+owner_changed (gpointer data)
+{
+  return ((OwnerWatch *) data)->changed;
+}
+
+static void
+test_replace (void)
+{
+  g_autoptr(BpTestDaemon) t = bp_test_daemon_new ("[backend echo]\ntype=echo\n");
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_autoptr(GSubprocess) second = NULL;
+  g_autoptr(GSubprocess) third = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *exe = g_build_filename (g_getenv ("BACKPLANE_BUILD_ROOT"), "core", "daemon", "backplaned", NULL);
+  g_autofree char *plugins = g_strjoin (":", g_getenv ("BACKPLANE_PLUGIN_PATH"),
+                                        BP_BUILD_ROOT "/examples/echo-plugin", NULL);
+  OwnerWatch w = { 0 };
+  guint watch;
+
+  g_subprocess_launcher_setenv (launcher, "BACKPLANE_PLUGIN_PATH", plugins, TRUE);
+  g_subprocess_launcher_setenv (launcher, "XDG_STATE_HOME", t->tmpdir, TRUE);
+
+  /* Without --replace a second daemon refuses to start (exit 1). */
+  third = g_subprocess_launcher_spawn (launcher, &error, exe, "--config", t->config_path,
+                                       "--address", t->address, NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_wait (third, NULL, &error));
+  g_assert_true (g_subprocess_get_if_exited (third));
+  g_assert_cmpint (g_subprocess_get_exit_status (third), ==, 1);
+
+  /* With --replace it takes the name over and the first one exits 0. */
+  watch = g_bus_watch_name_on_connection (t->connection, "org.backplane.Backplane1", G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                          owner_appeared_cb, NULL, &w, NULL);
+  second = g_subprocess_launcher_spawn (launcher, &error, exe, "--config", t->config_path,
+                                        "--address", t->address, "--replace", NULL);
+  g_assert_no_error (error);
+  g_assert_cmpint (bp_test_daemon_wait_exit (t), ==, 0);
+  g_assert_true (bp_test_wait_until (owner_changed, &w, 30000));
+  g_assert_cmpstr (w.owner, !=, t->unique_name);
+  g_bus_unwatch_name (watch);
+  g_subprocess_send_signal (second, SIGTERM);
+  g_assert_true (g_subprocess_wait (second, NULL, &error));
+  g_assert_cmpint (g_subprocess_get_exit_status (second), ==, 0);
+  g_free (w.owner);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -722,5 +789,6 @@ main (int   argc,
   g_test_add_func ("/daemon/bad-input", test_bad_input);
   g_test_add_func ("/daemon/health-metrics-looplag", test_health_metrics_looplag);
   g_test_add_func ("/daemon/dead-letters/round-trip", test_dead_letters_round_trip);
+  g_test_add_func ("/daemon/replace", test_replace);
   return g_test_run ();
 }
