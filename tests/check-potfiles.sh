@@ -5,7 +5,7 @@ set -eu
 cd "$1"
 listed=$(grep -v '^#' po/POTFILES.in)
 status=0
-for f in $(grep -rlE '\b_\("|N_\("' core plugins examples --include=*.c | sort); do
+for f in $(grep -rlE '\b_\("|N_\("' core plugins examples --include=*.c --include=*.h | sort); do
   echo "$listed" | grep -qx "$f" || { echo "not ok: $f has translatable strings but is not in po/POTFILES.in"; status=1; }
 done
 for f in $listed; do

@@ -83,6 +83,28 @@ columns_to_json (GVariant *columns)
   return array;
 }
 
+/* A json or jsonb value travels as JSON text: embed it, as QueryToFd does. */
+static JsonNode *
+column_value_to_json (GVariant *columns,
+                      gsize     column,
+                      GVariant *value)
+{
+  const char *type;
+
+  if (value == NULL)
+    return bp_ctl_json_node_new_null ();
+  g_variant_get_child (columns, column, "(&s&s)", NULL, &type);
+  if ((g_str_equal (type, "json") || g_str_equal (type, "jsonb")) &&
+      g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    {
+      JsonNode *node = bp_ctl_json_parse (g_variant_get_string (value, NULL), NULL);
+
+      if (node != NULL)
+        return node;
+    }
+  return bp_ctl_json_from_variant (value);
+}
+
 static void
 print_rows (BpCtl    *ctl,
             GVariant *columns,
@@ -108,8 +130,7 @@ print_rows (BpCtl    *ctl,
             {
               g_autoptr(GVariant) value = g_variant_lookup_value (row, keys[c], NULL);
 
-              json_object_set_member (json_row, keys[c],
-                                      value != NULL ? bp_ctl_json_from_variant (value) : bp_ctl_json_node_new_null ());
+              json_object_set_member (json_row, keys[c], column_value_to_json (columns, c, value));
             }
           json_array_add_object_element (array, json_row);
         }

@@ -16,7 +16,7 @@ G_BEGIN_DECLS
      "  b:true    boolean (true/false, yes/no, on/off, 1/0)\n" \
      "  n:        null\n" \
      "  s:text    text, e.g. to pass text that starts with i:\n" \
-     "  j:JSON    a JSON value: arrays become lists, objects maps, null null\n" \
+     "  j:JSON    a JSON value (arrays become lists, objects maps)\n" \
      "With --int, untyped parameters that are whole numbers are integers.\n" \
      "Put parameters that start with “-” after “--”.")
 

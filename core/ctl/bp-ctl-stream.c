@@ -119,7 +119,7 @@ read_cb (GObject      *source,
   keep_tail (data, bytes, len);
   /* The chunk stays alive on the task until the write finished. */
   g_object_set_data_full (G_OBJECT (task), "chunk", g_bytes_ref (chunk), (GDestroyNotify) g_bytes_unref);
-  g_output_stream_write_all_async (data->output, bytes, len, G_PRIORITY_DEFAULT, g_task_get_cancellable (task),
+  g_output_stream_write_all_async (data->output, bytes, len, G_PRIORITY_DEFAULT, cancellable,
                                    written_cb, g_steal_pointer (&task));
 }
 
@@ -178,7 +178,9 @@ bp_ctl_copy_to_file_finish (GAsyncResult  *result,
     return FALSE;
   if (bytes != NULL)
     *bytes = data->bytes;
-  if (last_line != NULL)
+  if (last_line != NULL && data->tail->len == 0)
+    *last_line = NULL;
+  else if (last_line != NULL)
     {
       g_autofree char *tail = g_strndup ((const char *) data->tail->data, data->tail->len);
       char *end = tail + strlen (tail);

@@ -1020,6 +1020,7 @@ handle_sql_query (Fake                  *fake,
   g_variant_builder_add (&row, "{sv}", "name#2", g_variant_new_string ("red\x1b[31mtext"));
   g_variant_builder_add (&row, "{sv}", "data",
                          g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, sizeof bytes, 1));
+  g_variant_builder_add (&row, "{sv}", "doc", g_variant_new_string ("{\"k\": [1, 2]}"));
   g_variant_builder_add (&rows, "a{sv}", &row);
   /* The second row: every column but id is NULL, i.e. absent. */
   g_variant_builder_init (&row, G_VARIANT_TYPE_VARDICT);
@@ -1028,7 +1029,7 @@ handle_sql_query (Fake                  *fake,
   g_dbus_method_invocation_return_value (invocation,
                                          g_variant_new ("(@a(ss)aa{sv})",
                                                         g_variant_new_parsed ("[('id', 'int4'), ('name', 'text'), "
-                                                                              "('name', 'text'), ('data', 'bytea')]"),
+                                                                              "('name', 'text'), ('data', 'bytea'), ('doc', 'jsonb')]"),
                                                         &rows));
 }
 
@@ -1076,8 +1077,17 @@ handle_sql_query_to_fd (Fake                  *fake,
   g_variant_get (parameters, "(&s@avh@a{sv})", &sql, NULL, &handle, &options);
   g_variant_lookup (options, "format", "&s", &format);
   fd = fake_take_fd (invocation, handle);
+  if (g_str_equal (sql, "SLOW"))
+    {
+      /* Refused before the header: nothing was written. */
+      close (fd);
+      return_error (invocation, "Timeout", "statement timeout after 300 ms");
+      return;
+    }
   g_dbus_method_invocation_return_value (invocation, g_variant_new_parsed ("([('id', 'int4')],)"));
-  if (g_str_equal (format, "csv"))
+  if (g_str_equal (sql, "CUT"))
+    write_after_reply (fd, "");
+  else if (g_str_equal (format, "csv"))
     write_after_reply (fd, "id\n1\n22\n");
   else if (g_str_equal (sql, "BROKEN"))
     write_after_reply (fd, "{\"columns\":[{\"name\":\"id\",\"key\":\"id\",\"type\":\"int4\"}]}\n{\"id\":1}\n"
@@ -1515,9 +1525,9 @@ test_fake_sql (void)
                      "<objectpath '/'>, <'i:7'>, <[<int64 1>, <objectpath '/'>, <'x'>]>, <'-3'>], @a{sv} {})");
   /* Table: the columns in order, NULL as an empty cell, the duplicate
    * column by its #2 key, bytes in base64, escapes never raw. */
-  g_assert_true (g_regex_match_simple ("^id  name +name +data$", r->out, G_REGEX_MULTILINE, 0));
+  g_assert_true (g_regex_match_simple ("^id  name +name +data  doc$", r->out, G_REGEX_MULTILINE, 0));
   line = table_line (r->out, "1");
-  g_assert_cmpstr (line, ==, "1  alpha  red\\x1b[31mtext  aGk=");
+  g_assert_cmpstr (line, ==, "1  alpha  red\\x1b[31mtext  aGk=  {\"k\": [1, 2]}");
   g_clear_pointer (&line, g_free);
   line = table_line (r->out, "22");
   g_assert_cmpstr (line, ==, "22");
@@ -1540,6 +1550,9 @@ test_fake_sql (void)
   g_assert_cmpint (json_object_get_int_member (row, "id"), ==, 1);
   g_assert_cmpstr (json_object_get_string_member (row, "name#2"), ==, "red\x1b[31mtext");
   g_assert_cmpstr (json_object_get_string_member (row, "data"), ==, "aGk=");
+  /* jsonb is embedded as JSON, not as a string holding JSON. */
+  g_assert_cmpint (json_array_get_int_element (json_object_get_array_member (
+                     json_object_get_object_member (row, "doc"), "k"), 1), ==, 2);
   row = json_array_get_object_element (rows, 1);
   g_assert_true (json_object_get_null_member (row, "name"));
   g_assert_true (json_object_get_null_member (row, "data"));
@@ -1602,6 +1615,19 @@ test_fake_sql_to_file (void)
   r = run_ctl (fake->address, "sql", "pg", "BROKEN", "--to-file", broken);
   g_assert_cmpint (r->status, ==, 1);
   assert_contains (r->err, "Timeout: statement timeout after 100 ms");
+  g_clear_pointer (&r, ctl_result_free);
+
+  /* Refused before any byte: the error, and no file left behind. */
+  r = run_ctl (fake->address, "sql", "pg", "SLOW", "--to-file", broken);
+  g_assert_cmpint (r->status, ==, 1);
+  assert_contains (r->err, "backplanectl: Timeout: statement timeout after 300 ms");
+  g_assert_false (g_file_test (broken, G_FILE_TEST_EXISTS));
+  g_clear_pointer (&r, ctl_result_free);
+
+  /* A JSON Lines stream that ends without its end line is incomplete. */
+  r = run_ctl (fake->address, "sql", "pg", "CUT", "--to-file", broken);
+  g_assert_cmpint (r->status, ==, 1);
+  assert_contains (r->err, "the stream ended without its end line");
 
   g_unlink (jsonl);
   g_unlink (csv);
