@@ -674,7 +674,9 @@ reload_stopped_cb (GObject      *source,
         }
     }
   update_backends_property (self);
-  g_message (_("configuration reloaded from %s: %u backend(s) started"), self->config->source, added);
+  g_message (ngettext ("configuration reloaded from %s: %u backend started",
+                       "configuration reloaded from %s: %u backends started", added),
+             self->config->source, added);
   bp_config_free (old);
   if (data->invocation != NULL)
     g_dbus_method_invocation_return_value (g_steal_pointer (&data->invocation), NULL);
@@ -872,7 +874,9 @@ quit_timeout_cb (gpointer user_data)
   BpDaemon *self = user_data;
 
   self->quit_timeout_id = 0;
-  g_message (_("%u call(s) did not answer after cancellation; exiting anyway"),
+  g_message (ngettext ("%u call did not answer after cancellation; exiting anyway",
+                       "%u calls did not answer after cancellation; exiting anyway",
+                       bp_host_get_n_calls (self->host)),
              bp_host_get_n_calls (self->host));
   g_main_loop_quit (self->loop);
   return G_SOURCE_REMOVE;
@@ -941,7 +945,10 @@ grace_timeout_cb (gpointer user_data)
   BpDaemon *self = user_data;
 
   self->grace_timeout_id = 0;
-  g_message (_("grace period over: cancelling %u call(s) still in flight"), bp_host_get_n_calls (self->host));
+  g_message (ngettext ("grace period over: cancelling %u call still in flight",
+                       "grace period over: cancelling %u calls still in flight",
+                       bp_host_get_n_calls (self->host)),
+             bp_host_get_n_calls (self->host));
   finish_draining (self);
   return G_SOURCE_REMOVE;
 }
@@ -989,8 +996,10 @@ bp_daemon_begin_shutdown (BpDaemon *self)
       finish_draining (self);
       return;
     }
-  g_message (_("draining %u call(s), for at most %" G_GUINT64_FORMAT " ms"),
-             bp_host_get_n_calls (self->host), self->config->grace_period_ms);
+  g_message (ngettext ("draining %u call, for at most %llu ms",
+                       "draining %u calls, for at most %llu ms",
+                       bp_host_get_n_calls (self->host)),
+             bp_host_get_n_calls (self->host), (unsigned long long) self->config->grace_period_ms);
   self->grace_timeout_id = g_timeout_add (self->config->grace_period_ms, grace_timeout_cb, self);
 }
 

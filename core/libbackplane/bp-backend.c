@@ -1153,8 +1153,9 @@ bp_backend_configure (BpBackend        *self,
   if (priv->pool_config.min > priv->pool_config.max)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                   _("[%s] pool.min (%" G_GUINT64_FORMAT ") exceeds pool.max (%" G_GUINT64_FORMAT ")"),
-                   bp_config_section_get_group (section), priv->pool_config.min, priv->pool_config.max);
+                   _("[%s] pool.min (%llu) exceeds pool.max (%llu)"),
+                   bp_config_section_get_group (section), (unsigned long long) priv->pool_config.min,
+                   (unsigned long long) priv->pool_config.max);
       return FALSE;
     }
   if (priv->resilience.retry_base_ms > priv->resilience.retry_cap_ms)

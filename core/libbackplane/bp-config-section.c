@@ -232,9 +232,8 @@ bp_config_section_get_uint (BpConfigSection  *self,
   if (!g_ascii_string_to_unsigned (value, 10, min_value, max_value, &v, NULL))
     {
       g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                   _("[%s] %s: “%s” is not a whole number from %" G_GUINT64_FORMAT
-                     " to %" G_GUINT64_FORMAT),
-                   self->group, key, value, min_value, max_value);
+                   _("[%s] %s: “%s” is not a whole number from %llu to %llu"),
+                   self->group, key, value, (unsigned long long) min_value, (unsigned long long) max_value);
       return FALSE;
     }
   *out_value = v;
