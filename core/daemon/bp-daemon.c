@@ -199,7 +199,10 @@ backend_entry_free (BackendEntry *e)
     g_cancellable_cancel (e->cancellable);
   g_clear_object (&e->cancellable);
   if (e->backend != NULL)
-    g_signal_handlers_disconnect_by_data (e->backend, e);
+    {
+      g_signal_handlers_disconnect_by_data (e->backend, e);
+      g_signal_handlers_disconnect_by_data (bp_backend_get_breaker (e->backend), e);
+    }
   g_clear_object (&e->object);
   g_clear_object (&e->iface);
   g_clear_object (&e->backend);
@@ -235,6 +238,33 @@ backend_state_notify_cb (BpBackend  *backend,
                bp_backend_get_state_reason (backend)[0] ? ": " : "",
                bp_backend_get_state_reason (backend));
   sync_backend_properties (e);
+}
+
+static const char *
+breaker_state_nick (BpBreakerState state)
+{
+  GEnumClass *klass = g_type_class_ref (BP_TYPE_BREAKER_STATE);
+  GEnumValue *value = g_enum_get_value (klass, state);
+  const char *nick = value != NULL ? value->value_nick : "unknown";
+
+  g_type_class_unref (klass);
+  return nick;
+}
+
+/* One log line per breaker transition (the breaker emits one signal per
+ * transition), and the Breaker property follows at once. */
+static void
+breaker_state_changed_cb (BpBreaker      *breaker,
+                          BpBreakerState  old_state,
+                          BpBreakerState  new_state,
+                          gpointer        user_data)
+{
+  BackendEntry *e = user_data;
+
+  g_message (_("backend %s: circuit breaker %s → %s"), e->name,
+             breaker_state_nick (old_state), breaker_state_nick (new_state));
+  if (e->iface != NULL)
+    sync_backend_properties (e);
 }
 
 static gboolean
@@ -414,6 +444,8 @@ export_backend (BpDaemon     *self,
   g_signal_connect (e->iface, "handle-check-health", G_CALLBACK (handle_check_health), e);
   g_signal_connect (e->iface, "handle-reset-breaker", G_CALLBACK (handle_reset_breaker), e);
   g_signal_connect (e->backend, "notify::state", G_CALLBACK (backend_state_notify_cb), e);
+  g_signal_connect (bp_backend_get_breaker (e->backend), "state-changed",
+                    G_CALLBACK (breaker_state_changed_cb), e);
   g_signal_connect (e->backend, "notify::state-reason", G_CALLBACK (backend_state_notify_cb), e);
 
   e->object = g_dbus_object_skeleton_new (path);

@@ -705,6 +705,54 @@ test_dead_letters_round_trip (void)
   assert_remote_error (error, "org.backplane.Backplane1.Error.NotFound");
 }
 
+static char *
+breaker_state (BpTestDaemon *t)
+{
+  g_autoptr(GVariant) b = bp_test_daemon_get_property (t, ROOT "/backend/echo", "org.backplane.Backplane1.Backend", "Breaker");
+  const char *state = "?";
+
+  g_variant_lookup (b, "state", "&s", &state);
+  return g_strdup (state);
+}
+
+static void
+test_breaker_on_the_bus (void)
+{
+  g_autoptr(BpTestDaemon) t = bp_test_daemon_new ("[backend echo]\ntype=echo\nbreaker.min-volume=2\n"
+                                                  "breaker.error-threshold=50\nbreaker.open-ms=60000\n");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) r = NULL;
+  g_autofree char *state = NULL;
+
+  wait_ready (t, "echo");
+  r = bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Example1.Echo.SetOnline",
+                           g_variant_new ("(b)", FALSE), NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_clear_pointer (&r, g_variant_unref);
+      r = bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Example1.Echo.Send",
+                               g_variant_new ("(sa{sv})", "x", NULL), NULL, &error);
+      assert_remote_error (error, "org.backplane.Backplane1.Error.Unavailable");
+      g_clear_error (&error);
+    }
+  state = breaker_state (t);
+  g_assert_cmpstr (state, ==, "open");
+  g_clear_pointer (&state, g_free);
+
+  /* Open: rejected without touching the backend, with a retry-after. */
+  r = bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Example1.Echo.Send",
+                           g_variant_new ("(sa{sv})", "x", NULL), NULL, &error);
+  assert_remote_error (error, "org.backplane.Backplane1.Error.CircuitOpen");
+  g_assert_nonnull (strstr (error->message, "retry-after-ms="));
+  g_clear_error (&error);
+
+  r = bp_test_daemon_call (t, ROOT "/backend/echo", "org.backplane.Backplane1.Backend.ResetBreaker", NULL, NULL, &error);
+  g_assert_no_error (error);
+  state = breaker_state (t);
+  g_assert_cmpstr (state, ==, "closed");
+}
+
 typedef struct
 {
   char     *owner;
@@ -790,5 +838,6 @@ main (int   argc,
   g_test_add_func ("/daemon/health-metrics-looplag", test_health_metrics_looplag);
   g_test_add_func ("/daemon/dead-letters/round-trip", test_dead_letters_round_trip);
   g_test_add_func ("/daemon/replace", test_replace);
+  g_test_add_func ("/daemon/breaker-on-the-bus", test_breaker_on_the_bus);
   return g_test_run ();
 }
