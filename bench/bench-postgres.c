@@ -482,8 +482,8 @@ print_lag (const char *phase)
 {
   Lag l = loop_lag ();
 
-  g_print ("  loop lag after %-22s p50 %5" G_GINT64_FORMAT " µs  p99 %6" G_GINT64_FORMAT " µs  "
-           "max %7" G_GINT64_FORMAT " µs  stalls>16ms %" G_GUINT64_FORMAT "  [goal p99 < 2000 µs]\n",
+  g_print ("  loop lag after %-22s p50 %5" G_GINT64_FORMAT " us  p99 %6" G_GINT64_FORMAT " us  "
+           "max %7" G_GINT64_FORMAT " us  stalls>16ms %" G_GUINT64_FORMAT "  [goal p99 < 2000 us]\n",
            phase, l.p50, l.p99, l.max, l.stalls);
 }
 
@@ -505,7 +505,7 @@ phase_query_vs_ping (void)
       query[r] = run_batch (DB_PATH, SQL_IFACE, "Query", query_params ("SELECT 1"), "(a(ss)aa{sv})", n, IN_FLIGHT);
       ratio[r] = query[r] / ping[r];
     }
-  g_print ("  Ping  %9.0f calls/s\n  Query %9.0f calls/s\n  ratio %9.2f×   [goal ≥ 0.5×]\n",
+  g_print ("  Ping  %9.0f calls/s\n  Query %9.0f calls/s\n  ratio %9.2fx   [goal >= 0.5x]\n",
            median (ping, rounds), median (query, rounds), median (ratio, rounds));
   print_lag ("query-vs-ping");
 }
@@ -529,7 +529,7 @@ phase_pooled_vs_fresh (void)
       ratio[r] = pooled[r] / fresh[r];
     }
   g_print ("  pooled           %9.0f queries/s\n  connect-per-query %8.0f queries/s\n"
-           "  ratio            %9.1f×   [goal ≥ 10×]\n",
+           "  ratio            %9.1fx   [goal >= 10x]\n",
            median (pooled, rounds), median (fresh, rounds), median (ratio, rounds));
   print_lag ("pooled-vs-fresh");
 }
@@ -610,6 +610,9 @@ stream_query_to_fd (const char *sql,
                                             g_variant_new_parsed ("(%s, @av [], @h 0, {'format': <%s>})", sql, format),
                                             G_VARIANT_TYPE ("(a(ss))"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT,
                                             fds, NULL, fd_call_done_cb, &r);
+  /* Our copy of the write end must go, or the read never sees EOF (the
+   * message holds the other one until it is written). */
+  g_clear_object (&fds);
   *out_bytes = drain (pipe_fds[0], base, peak_growth_kib);
   elapsed = g_get_monotonic_time () - start;
   while (!r.done)
@@ -671,9 +674,9 @@ phase_stream (void)
       ratio_jsonl[r] = jsonl[r] / psql[r];
     }
   g_print ("  psql COPY csv     %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)\n", median (psql, rounds), bytes_psql);
-  g_print ("  QueryToFd csv     %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)  ratio %.2f×   [goal ≥ 0.5×]\n",
+  g_print ("  QueryToFd csv     %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)  ratio %.2fx   [goal >= 0.5x]\n",
            median (csv, rounds), bytes_csv, median (ratio_csv, rounds));
-  g_print ("  QueryToFd jsonl   %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)  ratio %.2f×\n",
+  g_print ("  QueryToFd jsonl   %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)  ratio %.2fx\n",
            median (jsonl, rounds), bytes_jsonl, median (ratio_jsonl, rounds));
   g_print ("  backplaned RSS    %" G_GUINT64_FORMAT " KiB before, peak growth while streaming %.1f MiB"
            "   [goal < 20 MiB]\n", rss_before, growth / 1024.0);
@@ -756,9 +759,9 @@ phase_pipeline (void)
       ratio_each[r] = sync_each[r] / seq[r];
     }
   g_print ("  sequential Query            %9.0f rows/s\n", median (seq, rounds));
-  g_print ("  Execute atomic (one sync)   %9.0f rows/s  ratio %.1f×\n", median (one_sync, rounds),
+  g_print ("  Execute atomic (one sync)   %9.0f rows/s  ratio %.1fx\n", median (one_sync, rounds),
            median (ratio, rounds));
-  g_print ("  Execute (sync per stmt)     %9.0f rows/s  ratio %.1f×\n", median (sync_each, rounds),
+  g_print ("  Execute (sync per stmt)     %9.0f rows/s  ratio %.1fx\n", median (sync_each, rounds),
            median (ratio_each, rounds));
   query_ok ("DROP TABLE bench_ins");
   print_lag ("pipeline");
@@ -812,6 +815,20 @@ main (int   argc,
   phase_stream ();
   phase_pipeline ();
 
+  {
+    /* What the daemon logged about stalls (what ran, how long). */
+    g_autofree char *log_path = g_build_filename (tmpdir, "backplaned.log", NULL);
+    g_autofree char *log = NULL;
+
+    if (g_file_get_contents (log_path, &log, NULL, NULL))
+      {
+        g_auto(GStrv) lines = g_strsplit (log, "\n", -1);
+
+        for (guint i = 0; lines[i] != NULL; i++)
+          if (strstr (lines[i], "stalled") != NULL)
+            g_print ("  backplaned: %s\n", lines[i]);
+      }
+  }
   g_print ("\nbench-postgres: done in %.0f s\n", (g_get_monotonic_time () - start) / 1e6);
   cleanup ();
   return 0;

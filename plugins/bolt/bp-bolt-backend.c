@@ -9,12 +9,23 @@
  * lost connection leaves the table until the next refresh; a writer that
  * answers Neo.ClientError.Cluster.NotALeader leaves the writers.
  *
- * Every call runs as attempts under the backend's BpRetry (reads and managed
- * transactions are retried; auto-commit writes are not) and its BpBreaker
- * (one permit an attempt). Failures are classified by
- * bp_bolt_classify_failure(): transient errors are retryable, client errors
- * never count against the breaker, a lost connection is ambiguous, and
- * "commit outcome unknown" is never retried.
+ * Retries. Graph.Run, RunToFd's start and health checks run as attempts
+ * under the backend's BpRetry (`retry.*` keys; reads are retried,
+ * auto-commit writes are not) and its BpBreaker (one permit an attempt).
+ * ExecuteRead/ExecuteWrite (managed transactions) retry the whole
+ * transaction on the official drivers' schedule instead (BpBoltTxRetry,
+ * `tx-retry.*` keys, one breaker permit an attempt, paid for from the
+ * backend's retry budget): 1 s, doubling, ±20 % jitter, no retry once 30 s
+ * have passed since the first failure. Failures are classified by
+ * bp_bolt_classify_failure() (breaker, BpRetry) and tx_retry_classify()
+ * (managed transactions): transient errors are retried; client errors
+ * (including Neo.TransientError.Transaction.Terminated and
+ * LockClientStopped, client errors since Neo4j 5) never count against the
+ * breaker and are not retried; a connection lost before COMMIT is retried
+ * in a managed transaction; "commit outcome unknown" is never retried; in a
+ * neo4j:// cluster NotALeader / ForbiddenOnReadOnlyDatabase drop that
+ * writer, and the managed transaction is retried against the leader of a
+ * fresh routing table.
  *
  * Config keys: uri= (bolt://, bolt+s://, bolt+ssc://, neo4j://, neo4j+s://,
  * neo4j+ssc://), user=, password-file= / password-env=, auth= (basic when a
@@ -22,7 +33,11 @@
  * database=, fetch-size= (1000), max-records= (100000), max-statements=
  * (1000), max-transactions= (64), connect-timeout-ms= (10000),
  * max-message-size= (64 MiB), routing-policy= (least-connections or
- * round-robin).
+ * round-robin), tx-retry.initial-ms= (1000, 1–600000),
+ * tx-retry.multiplier= (2, a decimal from 1 to 10),
+ * tx-retry.jitter-percent= (20, 0–100), tx-retry.max-time-ms= (30000,
+ * 0 = no retries, up to a day); plus the common type=, enabled=,
+ * breaker.*, retry.* and pool.* keys.
  *
  * Everything runs on the main context; nothing here blocks.
  *
@@ -30,6 +45,7 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
 #include <unistd.h>
 #include <string.h>
 
@@ -38,6 +54,7 @@
 #include "bp-bolt-ops.h"
 #include "bp-bolt-routing-table.h"
 #include "bp-bolt-transaction.h"
+#include "bp-bolt-tx-retry.h"
 #include "bp-bolt-uri.h"
 
 typedef struct _ServerPool ServerPool;
@@ -63,7 +80,7 @@ struct _BpBoltBackend
   BpBoltSelectPolicy  policy;
   BpBoltLimits        limits;
 
-  BpRetry            *retry;             /* (owned) */
+  BpBoltTxRetry      *tx_retry;          /* (owned): ExecuteRead/ExecuteWrite */
   GHashTable         *pools;             /* address → ServerPool (owned) */
   GHashTable         *tables;            /* database ("" default) → BpBoltRoutingTable */
   GHashTable         *refreshes;         /* database → GPtrArray of waiting GTasks */
@@ -147,6 +164,58 @@ bp_bolt_classify_failure (const GError *error,
     default:
       return bp_failure_kind_from_error (error);
     }
+}
+
+static gboolean
+is_not_a_leader (const GError *error)
+{
+  g_autofree char *code = bp_bolt_error_dup_code (error);
+
+  return code != NULL && (g_str_equal (code, "Neo.ClientError.Cluster.NotALeader") ||
+                          g_str_equal (code, "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase"));
+}
+
+/* The retry predicate of managed transactions (BpBoltTxRetry), as the
+ * drivers decide it: transient errors, and a connection lost before COMMIT
+ * (ServiceUnavailable/SessionExpired in the drivers), are retried; client
+ * errors, Transaction.Terminated/LockClientStopped (client errors since
+ * Neo4j 5), database errors and "commit outcome unknown" are not. In a
+ * routed cluster a member that is no longer the leader (NotALeader,
+ * ForbiddenOnReadOnlyDatabase) has left the writers by the time this runs
+ * (bp_bolt_backend_release()), so the retry asks for a fresh routing table
+ * and writes to the new leader. */
+static BpFailureKind
+tx_retry_classify (const GError *error,
+                   gpointer      user_data)
+{
+  BpBoltBackend *self = user_data;
+
+  if (self->stopped || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return BP_FAILURE_IGNORE;
+  if (self->uri != NULL && self->uri->routing && is_not_a_leader (error))
+    return BP_FAILURE_RETRYABLE;
+  switch (bp_bolt_error_classify (error))
+    {
+    case BP_BOLT_ERROR_CLASS_TRANSIENT:
+      return BP_FAILURE_RETRYABLE;
+    case BP_BOLT_ERROR_CLASS_CONNECTION_LOST:
+      return BP_FAILURE_AMBIGUOUS;
+    case BP_BOLT_ERROR_CLASS_COMMIT_UNKNOWN:
+    case BP_BOLT_ERROR_CLASS_DATABASE:
+      return BP_FAILURE_FATAL;
+    case BP_BOLT_ERROR_CLASS_CLIENT:
+    case BP_BOLT_ERROR_CLASS_OTHER:
+    default:
+      /* also the pool's acquisition timeout and an open breaker */
+      return BP_FAILURE_IGNORE;
+    }
+}
+
+static BpFailureKind
+bp_bolt_backend_classify_error (BpBackend    *backend,
+                                const GError *error)
+{
+  return bp_bolt_classify_failure (error, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -462,9 +531,9 @@ refresh_next (BpBoltBackend *self,
   if (data->routers->len == 0 || self->stopped)
     {
       g_autoptr(GError) error = g_error_new (BP_ERROR, BP_ERROR_UNAVAILABLE,
-                                             "Could not obtain a routing table for database '%s': %s",
-                                             *data->database ? data->database : "(default)",
-                                             data->last_error ? data->last_error->message : "no router");
+                                             _("Could not obtain a routing table for database '%s': %s"),
+                                             *data->database ? data->database : _("(default)"),
+                                             data->last_error ? data->last_error->message : _("no router"));
       refresh_complete (self, data, error);
       return;
     }
@@ -656,7 +725,7 @@ acquire_step (GTask *task)
 
   if (self->stopped)
     {
-      g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE, "backend %s is stopping",
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE, _("backend %s is stopping"),
                                bp_backend_get_name (BP_BACKEND (self)));
       g_object_unref (task);
       return;
@@ -671,7 +740,8 @@ acquire_step (GTask *task)
           if (data->refreshed)
             {
               g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE,
-                                       "The routing table has no %s server", data->write ? "writer" : "reader");
+                                       data->write ? _("The routing table has no writer")
+                                                   : _("The routing table has no reader"));
               g_object_unref (task);
               return;
             }
@@ -724,7 +794,7 @@ bp_bolt_backend_acquire_async (BpBoltBackend       *self,
   g_task_set_task_data (task, data, (GDestroyNotify) acquire_data_free);
   if (self->uri == NULL)
     {
-      g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE, "backend %s is not configured",
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE, _("backend %s is not configured"),
                                bp_backend_get_name (BP_BACKEND (self)));
       g_object_unref (task);
       return;
@@ -788,18 +858,22 @@ bp_bolt_backend_release (BpBoltBackend *self,
 {
   if (error != NULL && self->uri != NULL && self->uri->routing)
     {
-      g_autofree char *code = bp_bolt_error_dup_code (error);
+      gboolean lost = bp_bolt_error_classify (error) == BP_BOLT_ERROR_CLASS_CONNECTION_LOST;
+      gboolean not_leader = is_not_a_leader (error);
       GHashTableIter iter;
       gpointer table;
 
       g_hash_table_iter_init (&iter, self->tables);
-      while (g_hash_table_iter_next (&iter, NULL, &table))
+      while ((lost || not_leader) && g_hash_table_iter_next (&iter, NULL, &table))
         {
-          if (bp_bolt_error_classify (error) == BP_BOLT_ERROR_CLASS_CONNECTION_LOST)
+          if (lost)
             bp_bolt_routing_table_remove_server (table, lease->server->address);
-          else if (code != NULL && (g_str_equal (code, "Neo.ClientError.Cluster.NotALeader") ||
-                                    g_str_equal (code, "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase")))
-            bp_bolt_routing_table_remove_writer (table, lease->server->address);
+          else
+            {
+              g_debug ("Bolt backend %s: %s is no longer a writer",
+                       bp_backend_get_name (BP_BACKEND (self)), lease->server->address);
+              bp_bolt_routing_table_remove_writer (table, lease->server->address);
+            }
         }
     }
   if (bp_bolt_connection_in_transaction (lease->conn) && !bp_bolt_connection_is_defunct (lease->conn))
@@ -828,6 +902,7 @@ typedef struct
   GVariant      *statements;  /* (owned) (nullable) a(sa{sv}) */
   BpBoltOptions  options;
   gint64         started_us;
+  guint          attempts;
 } GraphOp;
 
 typedef struct
@@ -1113,11 +1188,15 @@ graph_op_done_cb (GObject      *object,
   g_autoptr(GError) error = NULL;
   GVariant *reply = NULL;
 
-  bp_retry_run_finish (BP_RETRY (object), result, (gpointer *) &reply, NULL, &error);
+  if (BP_IS_BOLT_TX_RETRY (object))
+    bp_bolt_tx_retry_run_finish (BP_BOLT_TX_RETRY (object), result, (gpointer *) &reply, &op->attempts, &error);
+  else
+    bp_retry_run_finish (BP_RETRY (object), result, (gpointer *) &reply, &op->attempts, &error);
   note_outcome (op->self, op->started_us, error);
 
   if (op->task != NULL)
     {
+      g_task_set_task_data (op->task, GUINT_TO_POINTER (op->attempts), NULL);
       if (reply == NULL)
         g_task_return_error (op->task, g_steal_pointer (&error));
       else
@@ -1133,6 +1212,8 @@ graph_op_done_cb (GObject      *object,
   graph_op_free (op);
 }
 
+/* Managed transactions under the drivers' retry loop, the rest under the
+ * backend's BpRetry (retry.* keys). */
 static void
 graph_op_run (GraphOp       *op,
               BpIdempotency  idempotency)
@@ -1140,8 +1221,12 @@ graph_op_run (GraphOp       *op,
   GCancellable *cancellable = op->call != NULL ? bp_call_get_cancellable (op->call)
                                                : g_task_get_cancellable (op->task);
 
-  bp_retry_run_async (op->self->retry, &graph_operation, op, NULL, idempotency,
-                      cancellable, graph_op_done_cb, op);
+  if (op->kind == OP_EXECUTE)
+    bp_bolt_tx_retry_run_async (op->self->tx_retry, &graph_operation, op, NULL,
+                                cancellable, graph_op_done_cb, op);
+  else
+    bp_retry_run_async (bp_backend_get_retry (BP_BACKEND (op->self)), &graph_operation, op, NULL, idempotency,
+                        cancellable, graph_op_done_cb, op);
 }
 
 static gboolean
@@ -1189,6 +1274,41 @@ handle_run (BpDBusGraph           *iface,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* Validates a managed transaction's statements and options into @op. */
+static gboolean
+execute_op_prepare (GraphOp   *op,
+                    GVariant  *statements,
+                    GVariant  *options,
+                    gboolean   write,
+                    GError   **error)
+{
+  BpBoltBackend *self = op->self;
+  gsize n = g_variant_n_children (statements);
+
+  if (n == 0 || n > self->max_statements)
+    {
+      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                   _("statements: give 1 to %u statements (max-statements)"), self->max_statements);
+      return FALSE;
+    }
+  for (gsize i = 0; i < n; i++)
+    {
+      const char *cypher;
+      g_autofree char *field = g_strdup_printf ("statements[%" G_GSIZE_FORMAT "]", i);
+
+      g_variant_get_child (statements, i, "(&s@a{sv})", &cypher, NULL);
+      if (!bp_bolt_check_query (field, cypher, error))
+        return FALSE;
+    }
+  if (!bp_bolt_options_parse (options, BP_BOLT_OPT_DATABASE | BP_BOLT_OPT_BOOKMARKS | BP_BOLT_OPT_TIMEOUT |
+                                       BP_BOLT_OPT_TX_METADATA | BP_BOLT_OPT_MAX_RECORDS | BP_BOLT_OPT_FETCH_SIZE,
+                              self->database, self->fetch_size, self->max_records, &op->options, error))
+    return FALSE;
+  op->options.write = write;
+  op->statements = g_variant_ref (statements);
+  return TRUE;
+}
+
 static gboolean
 handle_execute (BpBoltBackend         *self,
                 GDBusMethodInvocation *invocation,
@@ -1198,40 +1318,87 @@ handle_execute (BpBoltBackend         *self,
 {
   BpCall *call = bp_call_new (bp_backend_get_host (BP_BACKEND (self)), invocation);
   GraphOp *op = graph_op_new (self, call, OP_EXECUTE);
-  gsize n = g_variant_n_children (statements);
   GError *error = NULL;
 
-  if (n == 0 || n > self->max_statements)
-    {
-      graph_op_free (op);
-      return reply_error (call, g_error_new (BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                                             "statements: 1 to %u", self->max_statements));
-    }
-  for (gsize i = 0; i < n; i++)
-    {
-      const char *cypher;
-      g_autofree char *field = g_strdup_printf ("statements[%" G_GSIZE_FORMAT "]", i);
-
-      g_variant_get_child (statements, i, "(&s@a{sv})", &cypher, NULL);
-      if (!bp_bolt_check_query (field, cypher, &error))
-        {
-          graph_op_free (op);
-          return reply_error (call, error);
-        }
-    }
-  if (!bp_bolt_options_parse (options, BP_BOLT_OPT_DATABASE | BP_BOLT_OPT_BOOKMARKS | BP_BOLT_OPT_TIMEOUT |
-                                       BP_BOLT_OPT_TX_METADATA | BP_BOLT_OPT_MAX_RECORDS | BP_BOLT_OPT_FETCH_SIZE,
-                              self->database, self->fetch_size, self->max_records, &op->options, &error))
+  if (!execute_op_prepare (op, statements, options, write, &error))
     {
       graph_op_free (op);
       return reply_error (call, error);
     }
   g_object_unref (call);
-  op->options.write = write;
-  op->statements = g_variant_ref (statements);
   /* a managed transaction is all or nothing: it may run again */
   graph_op_run (op, BP_IDEMPOTENCY_IDEMPOTENT);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/**
+ * bp_bolt_backend_execute_async:
+ * @self: a configured backend
+ * @statements: `a(sa{sv})`, as ExecuteRead/ExecuteWrite take them
+ * @options: `a{sv}`, as ExecuteRead/ExecuteWrite take them
+ * @write: %TRUE for ExecuteWrite
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called in the caller's main context when done
+ * @user_data: data for @callback
+ *
+ * What ExecuteRead/ExecuteWrite do, without D-Bus: one managed transaction
+ * under the transaction retry loop.
+ */
+void
+bp_bolt_backend_execute_async (BpBoltBackend       *self,
+                               GVariant            *statements,
+                               GVariant            *options,
+                               gboolean             write,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  GraphOp *op = graph_op_new (self, NULL, OP_EXECUTE);
+  GError *error = NULL;
+
+  op->task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (op->task, bp_bolt_backend_execute_async);
+  if (!execute_op_prepare (op, statements, options, write, &error))
+    {
+      g_task_return_error (op->task, error);
+      graph_op_free (op);
+      return;
+    }
+  graph_op_run (op, BP_IDEMPOTENCY_IDEMPOTENT);
+}
+
+/**
+ * bp_bolt_backend_execute_finish:
+ * @self: the backend
+ * @result: the #GAsyncResult
+ * @out_attempts: (out) (optional): how many attempts ran
+ * @error: a #GError
+ *
+ * Returns: (transfer full): `(a(asaa{sv})s)`, the results and the bookmark
+ */
+GVariant *
+bp_bolt_backend_execute_finish (BpBoltBackend  *self,
+                                GAsyncResult   *result,
+                                guint          *out_attempts,
+                                GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  if (out_attempts != NULL)
+    *out_attempts = GPOINTER_TO_UINT (g_task_get_task_data (G_TASK (result)));
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * bp_bolt_backend_get_tx_retry:
+ * @self: the backend
+ *
+ * Returns: (transfer none): the retry loop of managed transactions
+ */
+BpBoltTxRetry *
+bp_bolt_backend_get_tx_retry (BpBoltBackend *self)
+{
+  return self->tx_retry;
 }
 
 static gboolean
@@ -1496,7 +1663,7 @@ handle_begin_transaction (BpDBusGraph           *iface,
                                       BP_BOLT_OPT_TIMEOUT | BP_BOLT_OPT_TX_METADATA | BP_BOLT_OPT_IDLE_TIMEOUT,
                              self->database, self->fetch_size, self->max_records, &op->options, &error) &&
       g_hash_table_size (self->transactions) >= self->max_transactions)
-    error = g_error_new (BP_ERROR, BP_ERROR_LIMIT_EXCEEDED, "At most %u transactions may be open (max-transactions)",
+    error = g_error_new (BP_ERROR, BP_ERROR_LIMIT_EXCEEDED, _("At most %u transactions may be open (max-transactions)"),
                          self->max_transactions);
   if (error != NULL)
     {
@@ -1512,6 +1679,48 @@ handle_begin_transaction (BpDBusGraph           *iface,
 
 /* ---------------------------------------------------------------------- */
 /* BpBackend vfuncs                                                        */
+
+/* tx-retry.*: the managed-transaction retry loop (the drivers' defaults). */
+static gboolean
+configure_tx_retry (BpBoltBackend    *self,
+                    BpConfigSection  *section,
+                    GError          **error)
+{
+  const char *group = bp_config_section_get_group (section);
+  g_autofree char *text = NULL;
+  guint64 initial_ms, jitter_percent, max_time_ms;
+  double multiplier = BP_BOLT_TX_RETRY_DEFAULT_MULTIPLIER;
+
+  if (!bp_config_section_get_uint (section, "tx-retry.initial-ms", BP_BOLT_TX_RETRY_DEFAULT_INITIAL_MS,
+                                   1, BP_BOLT_TX_RETRY_MAX_INITIAL_MS, &initial_ms, error) ||
+      !bp_config_section_get_uint (section, "tx-retry.jitter-percent", BP_BOLT_TX_RETRY_DEFAULT_JITTER_PERCENT,
+                                   0, 100, &jitter_percent, error) ||
+      !bp_config_section_get_uint (section, "tx-retry.max-time-ms", BP_BOLT_TX_RETRY_DEFAULT_MAX_TIME_MS,
+                                   0, BP_BOLT_TX_RETRY_MAX_MAX_TIME_MS, &max_time_ms, error))
+    return FALSE;
+  text = bp_config_section_get_string (section, "tx-retry.multiplier", NULL);
+  if (text != NULL)
+    {
+      char *end = NULL;
+
+      multiplier = g_ascii_strtod (text, &end);
+      if (end == text || *end != '\0' || !(multiplier >= BP_BOLT_TX_RETRY_MIN_MULTIPLIER &&
+                                            multiplier <= BP_BOLT_TX_RETRY_MAX_MULTIPLIER))
+        {
+          g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                       _("[%s] tx-retry.multiplier: “%s” is not a number from %g to %g"),
+                       group, text, BP_BOLT_TX_RETRY_MIN_MULTIPLIER, BP_BOLT_TX_RETRY_MAX_MULTIPLIER);
+          return FALSE;
+        }
+    }
+  g_object_set (self->tx_retry,
+                "initial-ms", (guint) initial_ms,
+                "multiplier", multiplier,
+                "jitter-percent", (guint) jitter_percent,
+                "max-time-ms", (guint) max_time_ms,
+                NULL);
+  return TRUE;
+}
 
 static gboolean
 bp_bolt_backend_configure (BpBackend        *backend,
@@ -1530,7 +1739,7 @@ bp_bolt_backend_configure (BpBackend        *backend,
   uri = bp_config_section_get_string (section, "uri", NULL);
   if (uri == NULL)
     {
-      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, "[%s] uri is required", group);
+      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, _("[%s] uri is required"), group);
       return FALSE;
     }
   g_clear_pointer (&self->uri, bp_bolt_uri_free);
@@ -1554,13 +1763,13 @@ bp_bolt_backend_configure (BpBackend        *backend,
   self->auth_scheme = index;
   if (self->auth_scheme == 0 && self->user == NULL)
     {
-      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, "[%s] auth=basic needs user=", group);
+      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, _("[%s] auth=basic needs user="), group);
       return FALSE;
     }
   if (self->auth_scheme == 1 && self->password == NULL)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                   "[%s] auth=bearer takes the token from password-file= or password-env=", group);
+                   _("[%s] auth=bearer takes the token from password-file= or password-env="), group);
       return FALSE;
     }
   g_clear_pointer (&self->database, g_free);
@@ -1589,19 +1798,7 @@ bp_bolt_backend_configure (BpBackend        *backend,
     return FALSE;
   self->policy = index == 0 ? BP_BOLT_SELECT_LEAST_CONNECTIONS : BP_BOLT_SELECT_ROUND_ROBIN;
 
-  {
-    const BpBackendResilienceConfig *r = bp_backend_get_resilience_config (backend);
-    static const BpJitter jitters[] = { BP_JITTER_FULL, BP_JITTER_EQUAL, BP_JITTER_DECORRELATED };
-
-    g_object_set (self->retry,
-                  "max-attempts", clamp_uint (r->retry_max_attempts),
-                  "base-ms", clamp_uint (r->retry_base_ms),
-                  "cap-ms", clamp_uint (r->retry_cap_ms),
-                  "jitter", jitters[MIN (r->retry_jitter, G_N_ELEMENTS (jitters) - 1)],
-                  "deadline-ms", clamp_uint (r->retry_deadline_ms),
-                  NULL);
-  }
-  return TRUE;
+  return configure_tx_retry (self, section, error);
 }
 
 static void
@@ -1616,8 +1813,8 @@ run_health (BpBoltBackend       *self,
   g_task_set_source_tag (op->task, run_health);
   op->options.database = g_strdup (self->database);
   op->options.write = FALSE;
-  bp_retry_run_async (self->retry, &graph_operation, op, NULL, BP_IDEMPOTENCY_IDEMPOTENT,
-                      cancellable, graph_op_done_cb, op);
+  bp_retry_run_async (bp_backend_get_retry (BP_BACKEND (self)), &graph_operation, op, NULL,
+                      BP_IDEMPOTENCY_IDEMPOTENT, cancellable, graph_op_done_cb, op);
 }
 
 /* Main context: the first query proves the configuration. */
@@ -1810,7 +2007,7 @@ bp_bolt_backend_dispose (GObject *object)
   g_clear_pointer (&self->pools, g_hash_table_unref);
   g_clear_pointer (&self->tables, g_hash_table_unref);
   g_clear_pointer (&self->refreshes, g_hash_table_unref);
-  g_clear_object (&self->retry);
+  g_clear_object (&self->tx_retry);
   g_clear_object (&self->stop_cancellable);
   G_OBJECT_CLASS (bp_bolt_backend_parent_class)->dispose (object);
 }
@@ -1838,10 +2035,15 @@ bp_bolt_backend_constructed (GObject *object)
 
   G_OBJECT_CLASS (bp_bolt_backend_parent_class)->constructed (object);
 
-  self->retry = bp_retry_new (bp_backend_get_clock (BP_BACKEND (self)));
-  bp_retry_set_classify_func (self->retry, bp_bolt_classify_failure, NULL, NULL);
-  bp_breaker_set_classify_func (bp_backend_get_breaker (BP_BACKEND (self)),
-                                bp_bolt_classify_failure, NULL, NULL);
+  /* Managed transactions retry on their own schedule, paid for from the
+   * backend's retry budget. The backend's BpRetry and BpBreaker judge errors
+   * with classify_error (bp_bolt_classify_failure()). */
+  self->tx_retry = bp_bolt_tx_retry_new (bp_backend_get_clock (BP_BACKEND (self)));
+  bp_bolt_tx_retry_set_classify_func (self->tx_retry, tx_retry_classify, self, NULL);
+  {
+    g_autoptr(BpRetryBudget) budget = bp_retry_dup_budget (bp_backend_get_retry (BP_BACKEND (self)));
+    bp_bolt_tx_retry_set_budget (self->tx_retry, budget);
+  }
 }
 
 static void
@@ -1861,6 +2063,7 @@ bp_bolt_backend_class_init (BpBoltBackendClass *klass)
   backend_class->check_health_async = bp_bolt_backend_check_health_async;
   backend_class->check_health_finish = bp_bolt_backend_check_health_finish;
   backend_class->dup_pool_stats = bp_bolt_backend_dup_pool_stats;
+  backend_class->classify_error = bp_bolt_backend_classify_error;
 }
 
 static void

@@ -7,6 +7,7 @@
 #include <backplane.h>
 
 #include "bp-bolt-connection.h"
+#include "bp-bolt-tx-retry.h"
 
 G_BEGIN_DECLS
 
@@ -45,5 +46,18 @@ guint             bp_bolt_backend_get_max_records (BpBoltBackend       *self);
 
 BpFailureKind     bp_bolt_classify_failure        (const GError        *error,
                                                    gpointer             user_data);
+
+void              bp_bolt_backend_execute_async   (BpBoltBackend       *self,
+                                                   GVariant            *statements,
+                                                   GVariant            *options,
+                                                   gboolean             write,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+GVariant         *bp_bolt_backend_execute_finish  (BpBoltBackend       *self,
+                                                   GAsyncResult        *result,
+                                                   guint               *out_attempts,
+                                                   GError             **error);
+BpBoltTxRetry    *bp_bolt_backend_get_tx_retry    (BpBoltBackend       *self);
 
 G_END_DECLS

@@ -14,6 +14,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "bp-bolt-chunker.h"
 
 typedef enum
@@ -87,7 +89,7 @@ bp_bolt_chunk_reader_feed (BpBoltChunkReader *self,
   if (self->state == STATE_FAILED)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "Bolt chunk stream already failed");
+                           _("Bolt chunk stream already failed"));
       return FALSE;
     }
 
@@ -118,8 +120,8 @@ bp_bolt_chunk_reader_feed (BpBoltChunkReader *self,
             {
               self->state = STATE_FAILED;
               g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                           "Bolt message exceeds the limit of %" G_GSIZE_FORMAT " bytes",
-                           self->max_message_size);
+                           _("Bolt message exceeds the limit of %lu bytes"),
+                           (gulong) self->max_message_size);
               return FALSE;
             }
           self->chunk_left = size;

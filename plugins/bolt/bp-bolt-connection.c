@@ -36,6 +36,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <string.h>
 #include <sys/utsname.h>
 #include <netinet/in.h>
@@ -858,7 +860,7 @@ check_usable (BpBoltConnection *self,
   if (self->state == BP_BOLT_STATE_DISCONNECTED || self->state == BP_BOLT_STATE_CONNECTING)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_UNAVAILABLE,
-                   "The Bolt connection to %s is not open", self->address);
+                   _("The Bolt connection to %s is not open"), self->address);
       return FALSE;
     }
   return TRUE;
@@ -882,8 +884,8 @@ check_message_size (BpBoltConnection *self,
   if (msg->len > self->limits.max_message_size)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "Bolt request of %u bytes exceeds the limit of %" G_GSIZE_FORMAT,
-                   msg->len, self->limits.max_message_size);
+                   _("Bolt request of %u bytes exceeds the limit of %lu"),
+                   msg->len, (gulong) self->limits.max_message_size);
       return FALSE;
     }
   return TRUE;
@@ -895,7 +897,7 @@ option_type_error (const char *key,
                    GError    **error)
 {
   g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-               "Bolt option '%s' has the wrong type '%s'", key, g_variant_get_type_string (value));
+               _("Bolt option '%s' has the wrong type '%s'"), key, g_variant_get_type_string (value));
   return FALSE;
 }
 
@@ -915,7 +917,7 @@ pack_tx_option (BpBoltConnection *self,
       if (strcmp (key, "imp_user") == 0 && self->version < BP_BOLT_VERSION (4, 4))
         {
           g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                       "imp_user needs Bolt 4.4 or later, the connection uses %u.%u",
+                       _("imp_user needs Bolt 4.4 or later, the connection uses %u.%u"),
                        BP_BOLT_VERSION_MAJOR (self->version), BP_BOLT_VERSION_MINOR (self->version));
           return FALSE;
         }
@@ -936,7 +938,7 @@ pack_tx_option (BpBoltConnection *self,
       if (strcmp (mode, "r") != 0 && strcmp (mode, "w") != 0)
         {
           g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                       "mode must be \"r\" or \"w\", not \"%s\"", mode);
+                       _("mode must be \"r\" or \"w\", not \"%s\""), mode);
           return FALSE;
         }
       /* "w" is the default and is not sent */
@@ -960,7 +962,7 @@ pack_tx_option (BpBoltConnection *self,
         return TRUE;
       if (len > self->limits.max_collection_size)
         {
-          g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED, "too many bookmarks (%" G_GSIZE_FORMAT ")", len);
+          g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED, _("too many bookmarks (%lu)"), (gulong) len);
           return FALSE;
         }
       bp_bolt_pack_string (body, "bookmarks", -1);
@@ -986,7 +988,7 @@ pack_tx_option (BpBoltConnection *self,
         return option_type_error (key, value, error);
       if (ms < 0)
         {
-          g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, "tx_timeout must not be negative");
+          g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, _("tx_timeout must not be negative"));
           return FALSE;
         }
       bp_bolt_pack_string (body, "tx_timeout", -1);
@@ -1006,7 +1008,7 @@ pack_tx_option (BpBoltConnection *self,
       (*n)++;
       return TRUE;
     }
-  g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, "Unknown Bolt option '%s'", key);
+  g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, _("Unknown Bolt option '%s'"), key);
   return FALSE;
 }
 
@@ -1496,7 +1498,7 @@ process_handshake (BpBoltConnection *self)
       if (best == 0)
         {
           fail_open (self, g_error_new (BP_ERROR, BP_ERROR_BACKEND,
-                                        "Bolt handshake with %s: the server offers no protocol version this client supports",
+                                        _("Bolt handshake with %s: the server offers no protocol version this client supports"),
                                         self->address));
           return TRUE;
         }
@@ -1513,14 +1515,14 @@ process_handshake (BpBoltConnection *self)
   if (d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 0)
     {
       fail_open (self, g_error_new (BP_ERROR, BP_ERROR_BACKEND,
-                                    "Bolt handshake with %s: the server supports none of the offered protocol versions",
+                                    _("Bolt handshake with %s: the server supports none of the offered protocol versions"),
                                     self->address));
       return TRUE;
     }
   if (memcmp (d, "HTTP", 4) == 0)
     {
       fail_open (self, g_error_new (BP_ERROR, BP_ERROR_UNAVAILABLE,
-                                    "%s answered the Bolt handshake with HTTP; is this the HTTP port?",
+                                    _("%s answered the Bolt handshake with HTTP; is this the HTTP port?"),
                                     self->address));
       return TRUE;
     }
@@ -1530,7 +1532,7 @@ process_handshake (BpBoltConnection *self)
       BP_BOLT_VERSION (major, minor) > self->max_version)
     {
       fail_open (self, g_error_new (BP_ERROR, BP_ERROR_UNAVAILABLE,
-                                    "Bolt handshake with %s: the server chose %02X %02X %02X %02X, which was not offered",
+                                    _("Bolt handshake with %s: the server chose %02X %02X %02X %02X, which was not offered"),
                                     self->address, d[0], d[1], d[2], d[3]));
       return TRUE;
     }
@@ -1661,7 +1663,7 @@ handle_success (BpBoltConnection *self,
           g_clear_pointer (&rt, g_variant_unref);
         else if (rt == NULL)
           g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                                   "ROUTE SUCCESS from %s has no routing table", self->address);
+                                   _("ROUTE SUCCESS from %s has no routing table"), self->address);
         else
           g_task_return_pointer (task, rt, (GDestroyNotify) g_variant_unref);
       }
@@ -1829,7 +1831,7 @@ handle_message (BpBoltConnection *self,
       if (self->last_error != NULL)
         err = g_error_copy (self->last_error);
       else
-        err = g_error_new (BP_ERROR, BP_ERROR_FAILED, "Bolt %s was ignored: the server was interrupted by RESET",
+        err = g_error_new (BP_ERROR, BP_ERROR_FAILED, _("Bolt %s was ignored: the server was interrupted by RESET"),
                            request_names[request->kind]);
       handle_failure (self, request, err, TRUE);
     }
@@ -2106,7 +2108,7 @@ bp_bolt_connection_open_async (BpBoltConnection    *self,
 
   if (self->state != BP_BOLT_STATE_DISCONNECTED)
     {
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING, "The Bolt connection was opened before");
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING, _("The Bolt connection was opened before"));
       return;
     }
   if (g_task_return_error_if_cancelled (task))
@@ -2157,7 +2159,7 @@ bp_bolt_connection_open_on_stream_async (BpBoltConnection    *self,
 
   if (self->state != BP_BOLT_STATE_DISCONNECTED)
     {
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING, "The Bolt connection was opened before");
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING, _("The Bolt connection was opened before"));
       return;
     }
   if (g_task_return_error_if_cancelled (task))
@@ -2285,7 +2287,7 @@ bp_bolt_connection_run_async (BpBoltConnection    *self,
     fetch_size = DEFAULT_FETCH_SIZE;
   if (fetch_size < -1)
     {
-      g_task_return_new_error (task, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, "fetch size must be -1 or positive");
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, _("fetch size must be -1 or positive"));
       return;
     }
   in_tx = self->tx_open;
@@ -2294,29 +2296,29 @@ bp_bolt_connection_run_async (BpBoltConnection    *self,
       if (self->tx_failed)
         {
           g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED,
-                                   "The transaction has failed%s%s; roll it back",
+                                   _("The transaction has failed%s%s; roll it back"),
                                    self->last_error ? ": " : "", self->last_error ? self->last_error->message : "");
           return;
         }
       if (extra != NULL && g_variant_n_children (extra) > 0)
         {
           g_task_return_new_error (task, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                                   "Options for a query inside a transaction belong to the transaction");
+                                   _("Options for a query inside a transaction belong to the transaction"));
           return;
         }
     }
   else if (self->autocommit_stream != NULL)
     {
       g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED,
-                               "The Bolt connection is busy with an open result; consume or discard it first");
+                               _("The Bolt connection is busy with an open result; consume or discard it first"));
       return;
     }
 
   msg = new_message (3, MSG_RUN);
   if (strlen (query) > self->limits.max_string_size)
     {
-      g_task_return_new_error (task, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED, "query text exceeds the limit of %" G_GSIZE_FORMAT " bytes",
-                               self->limits.max_string_size);
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED, _("query text exceeds the limit of %lu bytes"),
+                               (gulong) self->limits.max_string_size);
       return;
     }
   bp_bolt_pack_string (msg, query, -1);
@@ -2475,8 +2477,8 @@ bp_bolt_connection_begin_async (BpBoltConnection    *self,
   if (self->tx_open || self->autocommit_stream != NULL)
     {
       g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED,
-                               self->tx_open ? "A transaction is already open on this connection"
-                                             : "The Bolt connection is busy with an open result");
+                               self->tx_open ? _("A transaction is already open on this connection")
+                                             : _("The Bolt connection is busy with an open result"));
       return;
     }
   msg = new_message (1, MSG_BEGIN);
@@ -2517,7 +2519,7 @@ try_send_commit (BpBoltConnection *self)
     {
       g_autoptr(GTask) task = g_steal_pointer (&self->pending_commit);
       g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED,
-                               "The transaction has failed%s%s",
+                               _("The transaction has failed%s%s"),
                                self->last_error ? ": " : "", self->last_error ? self->last_error->message : "");
       self->tx_failed = FALSE;
       return;
@@ -2577,13 +2579,13 @@ bp_bolt_connection_commit_async (BpBoltConnection    *self,
     }
   if (!self->tx_open || self->pending_commit != NULL)
     {
-      g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED, "No transaction is open on this connection");
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED, _("No transaction is open on this connection"));
       return;
     }
   if (self->tx_failed)
     {
       g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED,
-                               "The transaction has failed%s%s; roll it back",
+                               _("The transaction has failed%s%s; roll it back"),
                                self->last_error ? ": " : "", self->last_error ? self->last_error->message : "");
       return;
     }
@@ -2672,7 +2674,7 @@ bp_bolt_connection_rollback_async (BpBoltConnection    *self,
     }
   if (self->tx_streams->len > 0)
     {
-      g_autoptr(GError) rolled_back = g_error_new_literal (BP_ERROR, BP_ERROR_FAILED, "The transaction was rolled back");
+      g_autoptr(GError) rolled_back = g_error_new_literal (BP_ERROR, BP_ERROR_FAILED, _("The transaction was rolled back"));
 
       abort_streams (self, rolled_back);
       self->reset_queued = TRUE;
@@ -2726,14 +2728,14 @@ bp_bolt_connection_reset_async (BpBoltConnection    *self,
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  reset = g_error_new_literal (BP_ERROR, BP_ERROR_FAILED, "The result was interrupted by RESET");
+  reset = g_error_new_literal (BP_ERROR, BP_ERROR_FAILED, _("The result was interrupted by RESET"));
   abort_streams (self, reset);
   self->tx_open = FALSE;
   self->tx_failed = FALSE;
   if (self->pending_commit != NULL)
     {
       g_autoptr(GTask) commit = g_steal_pointer (&self->pending_commit);
-      g_task_return_new_error (commit, BP_ERROR, BP_ERROR_FAILED, "The transaction was interrupted by RESET");
+      g_task_return_new_error (commit, BP_ERROR, BP_ERROR_FAILED, _("The transaction was interrupted by RESET"));
     }
   self->reset_queued = TRUE;
   send_simple (self, MSG_RESET, REQ_RESET, task);
@@ -2800,12 +2802,12 @@ bp_bolt_connection_route_async (BpBoltConnection    *self,
     }
   if (self->tx_open || self->autocommit_stream != NULL)
     {
-      g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED, "ROUTE needs an idle connection");
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_FAILED, _("ROUTE needs an idle connection"));
       return;
     }
   if (imp_user != NULL && self->version < BP_BOLT_VERSION (4, 4))
     {
-      g_task_return_new_error (task, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, "imp_user needs Bolt 4.4 or later");
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, _("imp_user needs Bolt 4.4 or later"));
       return;
     }
 

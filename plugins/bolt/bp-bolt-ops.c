@@ -16,6 +16,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <string.h>
 #include <unistd.h>
 #include <gio/gunixfdlist.h>
@@ -80,9 +82,9 @@ parse_one (const char        *key,
   if (g_str_equal (key, "database") && (allowed & BP_BOLT_OPT_DATABASE))
     {
       if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
-        return option_error (error, "database: must be a string (s)");
+        return option_error (error, _("database: must be a string (s)"));
       if (!database_name_valid (g_variant_get_string (value, NULL)))
-        return option_error (error, "database: 1 to 63 letters, digits, '.', '-' or '_'");
+        return option_error (error, _("database: 1 to 63 letters, digits, '.', '-' or '_'"));
       g_free (out->database);
       out->database = g_variant_dup_string (value, NULL);
       return TRUE;
@@ -92,14 +94,14 @@ parse_one (const char        *key,
       const char *mode;
 
       if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
-        return option_error (error, "access-mode: must be a string (s)");
+        return option_error (error, _("access-mode: must be a string (s)"));
       mode = g_variant_get_string (value, NULL);
       if (g_str_equal (mode, "read"))
         out->write = FALSE;
       else if (g_str_equal (mode, "write"))
         out->write = TRUE;
       else
-        return option_error (error, "access-mode: must be read or write, not '%s'", mode);
+        return option_error (error, _("access-mode: must be read or write, not '%s'"), mode);
       return TRUE;
     }
   if (g_str_equal (key, "bookmarks") && (allowed & BP_BOLT_OPT_BOOKMARKS))
@@ -108,13 +110,13 @@ parse_one (const char        *key,
       g_autofree const char **strv = NULL;
 
       if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING_ARRAY))
-        return option_error (error, "bookmarks: must be a string array (as)");
+        return option_error (error, _("bookmarks: must be a string array (as)"));
       strv = g_variant_get_strv (value, &n);
       if (n > BP_BOLT_MAX_BOOKMARKS)
-        return option_error (error, "bookmarks: at most %d", BP_BOLT_MAX_BOOKMARKS);
+        return option_error (error, _("bookmarks: at most %d"), BP_BOLT_MAX_BOOKMARKS);
       for (gsize i = 0; i < n; i++)
         if (strlen (strv[i]) == 0 || strlen (strv[i]) > 4096)
-          return option_error (error, "bookmarks: each 1 to 4096 bytes");
+          return option_error (error, _("bookmarks: each 1 to 4096 bytes"));
       g_strfreev (out->bookmarks);
       out->bookmarks = g_variant_dup_strv (value, NULL);
       return TRUE;
@@ -122,7 +124,7 @@ parse_one (const char        *key,
   if (g_str_equal (key, "timeout-ms") && (allowed & BP_BOLT_OPT_TIMEOUT))
     {
       if (!g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
-        return option_error (error, "timeout-ms: must be an unsigned integer (u)");
+        return option_error (error, _("timeout-ms: must be an unsigned integer (u)"));
       out->timeout_ms = g_variant_get_uint32 (value);
       return TRUE;
     }
@@ -131,19 +133,19 @@ parse_one (const char        *key,
       gint32 n;
 
       if (!g_variant_is_of_type (value, G_VARIANT_TYPE_INT32))
-        return option_error (error, "fetch-size: must be an integer (i)");
+        return option_error (error, _("fetch-size: must be an integer (i)"));
       n = g_variant_get_int32 (value);
       if (n == 0 || n < -1 || n > BP_BOLT_MAX_FETCH_SIZE)
-        return option_error (error, "fetch-size: must be 1 to %d, or -1 for all", BP_BOLT_MAX_FETCH_SIZE);
+        return option_error (error, _("fetch-size: must be 1 to %d, or -1 for all"), BP_BOLT_MAX_FETCH_SIZE);
       out->fetch_size = n;
       return TRUE;
     }
   if (g_str_equal (key, "tx-metadata") && (allowed & BP_BOLT_OPT_TX_METADATA))
     {
       if (!g_variant_is_of_type (value, G_VARIANT_TYPE_VARDICT))
-        return option_error (error, "tx-metadata: must be a dictionary (a{sv})");
+        return option_error (error, _("tx-metadata: must be a dictionary (a{sv})"));
       if (g_variant_get_size (value) > 64 * 1024)
-        return option_error (error, "tx-metadata: at most 64 KiB");
+        return option_error (error, _("tx-metadata: at most 64 KiB"));
       g_clear_pointer (&out->tx_metadata, g_variant_unref);
       out->tx_metadata = g_variant_ref (value);
       return TRUE;
@@ -153,10 +155,10 @@ parse_one (const char        *key,
       guint n;
 
       if (!g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
-        return option_error (error, "max-records: must be an unsigned integer (u)");
+        return option_error (error, _("max-records: must be an unsigned integer (u)"));
       n = g_variant_get_uint32 (value);
       if (n == 0 || n > max_records)
-        return option_error (error, "max-records: must be 1 to %u", max_records);
+        return option_error (error, _("max-records: must be 1 to %u"), max_records);
       out->max_records = n;
       return TRUE;
     }
@@ -165,14 +167,14 @@ parse_one (const char        *key,
       guint n;
 
       if (!g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
-        return option_error (error, "idle-timeout-ms: must be an unsigned integer (u)");
+        return option_error (error, _("idle-timeout-ms: must be an unsigned integer (u)"));
       n = g_variant_get_uint32 (value);
       if (n == 0 || n > BP_BOLT_MAX_IDLE_TIMEOUT)
-        return option_error (error, "idle-timeout-ms: must be 1 to %d", BP_BOLT_MAX_IDLE_TIMEOUT);
+        return option_error (error, _("idle-timeout-ms: must be 1 to %d"), BP_BOLT_MAX_IDLE_TIMEOUT);
       out->idle_timeout_ms = n;
       return TRUE;
     }
-  return option_error (error, "Unknown option '%s'", key);
+  return option_error (error, _("Unknown option '%s'"), key);
 }
 
 /**
@@ -265,9 +267,9 @@ bp_bolt_check_query (const char *field,
   gsize len = strlen (cypher);
 
   if (len == 0)
-    return option_error (error, "%s: empty query", field);
+    return option_error (error, _("%s: empty query"), field);
   if (len > BP_BOLT_MAX_QUERY_SIZE)
-    return option_error (error, "%s: longer than %d bytes", field, BP_BOLT_MAX_QUERY_SIZE);
+    return option_error (error, _("%s: longer than %d bytes"), field, BP_BOLT_MAX_QUERY_SIZE);
   return TRUE;
 }
 
@@ -332,7 +334,7 @@ collect_batch_cb (GObject      *object,
       /* the connection DISCARDs the rest before it is given back */
       bp_bolt_stream_discard_async (stream, NULL, NULL, NULL);
       g_task_return_new_error (task, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                               "The result has more than %u records (max-records)", data->max_records);
+                               _("The result has more than %u records (max-records)"), data->max_records);
       return;
     }
   if (has_more)
@@ -375,6 +377,8 @@ bp_bolt_collect_async (BpBoltStream        *stream,
   data->records = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
   g_task_set_task_data (task, data, (GDestroyNotify) collect_data_free);
   bp_bolt_stream_set_record_format (stream, BP_BOLT_RECORD_FORMAT_VARIANT);
+  /* every record is wanted: pull the next batch while decoding this one */
+  bp_bolt_stream_set_prefetch (stream, TRUE);
   collect_next (task);
 }
 
@@ -749,6 +753,8 @@ bp_bolt_stream_to_fd_async (BpBoltStream        *stream,
   g_source_attach (data->hup, g_main_context_get_thread_default ());
 
   bp_bolt_stream_set_record_format (stream, BP_BOLT_RECORD_FORMAT_JSON);
+  /* the pipe's back-pressure still holds: at most two batches are kept */
+  bp_bolt_stream_set_prefetch (stream, TRUE);
   keys = bp_bolt_stream_get_keys (stream, &n);
   g_string_append (data->buffer, "{\"columns\":[");
   for (guint i = 0; i < n; i++)

@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <string.h>
 
 #include "bp-bolt-packstream.h"
@@ -106,7 +108,7 @@ bp_bolt_set_invalid_data (GError    **error,
   message = g_strdup_vprintf (format, args);
   va_end (args);
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-               "Invalid PackStream data: %s", message);
+               _("Invalid PackStream data: %s"), message);
   return FALSE;
 }
 
@@ -577,8 +579,8 @@ bp_bolt_reader_read_string (BpBoltReader *reader,
     {
       reader->pos = start;
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "PackStream string of %u bytes exceeds the limit of %" G_GSIZE_FORMAT,
-                   size, reader->limits->max_string_size);
+                   _("PackStream string of %u bytes exceeds the limit of %lu"),
+                   size, (gulong) reader->limits->max_string_size);
       return FALSE;
     }
   if (!need (reader, size, error))
@@ -619,8 +621,8 @@ bp_bolt_reader_read_bytes (BpBoltReader  *reader,
     {
       reader->pos = start;
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "PackStream byte array of %u bytes exceeds the limit of %" G_GSIZE_FORMAT,
-                   size, reader->limits->max_string_size);
+                   _("PackStream byte array of %u bytes exceeds the limit of %lu"),
+                   size, (gulong) reader->limits->max_string_size);
       return FALSE;
     }
   if (!need (reader, size, error))
@@ -646,7 +648,7 @@ check_count (BpBoltReader *reader,
     {
       reader->pos = start;
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "PackStream %s of %u entries exceeds the limit of %u",
+                   _("PackStream %s of %u entries exceeds the limit of %u"),
                    what, n, reader->limits->max_collection_size);
       return FALSE;
     }
@@ -723,7 +725,7 @@ check_depth (BpBoltReader *reader,
   if (depth >= reader->limits->max_depth)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "PackStream value nested deeper than %u levels", reader->limits->max_depth);
+                   _("PackStream value nested deeper than %u levels"), reader->limits->max_depth);
       return FALSE;
     }
   return TRUE;

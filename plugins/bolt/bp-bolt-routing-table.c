@@ -13,6 +13,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <string.h>
 
 #include "bp-bolt-routing-table.h"
@@ -80,7 +82,7 @@ static gboolean
 invalid (GError    **error,
          const char *what)
 {
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Invalid routing table: %s", what);
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("Invalid routing table: %s"), what);
   return FALSE;
 }
 

@@ -5,7 +5,13 @@
  * was pipelined with the RUN; every later batch is pulled only when the
  * caller asks for it with bp_bolt_stream_next_batch_async(), so a slow
  * consumer holds at most one batch (fetch size records) in memory: that is
- * the back-pressure.
+ * the back-pressure. A consumer that reads the whole result may turn on
+ * prefetching (bp_bolt_stream_set_prefetch()): handing out a batch then
+ * sends the PULL of the next one first, so the server produces it while the
+ * caller consumes this one (as the drivers' watermarks do), and at most two
+ * batches are held. Such a consumer ends early only through
+ * bp_bolt_stream_discard_async(): a prefetching stream that is merely
+ * dropped frees its connection once the PULL in flight is answered.
  *
  * Records are kept as raw RECORD messages and decoded when a batch is
  * handed out, into GVariant `a{sv}` or straight into JSON text (see
@@ -20,6 +26,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
+
+#include <glib/gi18n-lib.h>
 
 #include <string.h>
 
@@ -46,6 +54,7 @@ struct _BpBoltStream
   guint               n_keys;
   GVariant           *run_metadata;  /* (owned) (nullable) */
   BpBoltRecordFormat  format;
+  gboolean            prefetch;
 
   GQueue              records;       /* (element-type GBytes) (owned) raw RECORD messages */
   gboolean            pulling;       /* a PULL or DISCARD for us is in the queue */
@@ -191,7 +200,7 @@ _bp_bolt_stream_set_run_metadata (BpBoltStream *self,
       if (!g_variant_is_of_type (name, G_VARIANT_TYPE_STRING))
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "RUN SUCCESS field %" G_GSIZE_FORMAT " is not a string", i);
+                       _("RUN SUCCESS field %lu is not a string"), (gulong) i);
           return FALSE;
         }
       key = g_variant_dup_string (name, NULL);
@@ -379,6 +388,22 @@ bp_bolt_stream_get_run_metadata (BpBoltStream *self)
   return self->run_metadata;
 }
 
+/**
+ * bp_bolt_stream_set_prefetch:
+ * @self: a #BpBoltStream
+ * @prefetch: %TRUE to pull the next batch while the caller uses this one
+ *
+ * For consumers that read the whole result (or end it with
+ * bp_bolt_stream_discard_async()): see the top of this file.
+ */
+void
+bp_bolt_stream_set_prefetch (BpBoltStream *self,
+                             gboolean      prefetch)
+{
+  g_return_if_fail (BP_IS_BOLT_STREAM (self));
+  self->prefetch = prefetch;
+}
+
 void
 bp_bolt_stream_set_record_format (BpBoltStream       *self,
                                   BpBoltRecordFormat  format)
@@ -467,7 +492,7 @@ decode_records (BpBoltStream *self,
         }
       if (!bp_bolt_reader_at_end (&reader))
         {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "RECORD has trailing bytes");
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("RECORD has trailing bytes"));
           return NULL;
         }
     }
@@ -503,7 +528,16 @@ complete_pending (BpBoltStream *self)
     }
   {
     GError *error = NULL;
-    GPtrArray *batch = decode_records (self, &error);
+    gboolean more = !self->finished;
+    GPtrArray *batch;
+
+    /* the next batch is on its way while this one is decoded and used */
+    if (more && self->prefetch && !self->discarding)
+      {
+        self->pulling = TRUE;
+        _bp_bolt_connection_send_pull (self->connection, self, self->fetch_size, FALSE);
+      }
+    batch = decode_records (self, &error);
 
     if (batch == NULL)
       {
@@ -516,7 +550,7 @@ complete_pending (BpBoltStream *self)
         g_task_return_error (task, error);
         return;
       }
-    g_task_set_task_data (task, GINT_TO_POINTER (!self->finished), NULL);
+    g_task_set_task_data (task, GINT_TO_POINTER (more), NULL);
     g_task_return_pointer (task, batch, (GDestroyNotify) g_ptr_array_unref);
   }
 }
@@ -551,7 +585,7 @@ bp_bolt_stream_next_batch_async (BpBoltStream        *self,
   if (self->pending != NULL)
     {
       g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING,
-                               "A batch or discard request is already pending on this result");
+                               _("A batch or discard request is already pending on this result"));
       return;
     }
   if (g_task_return_error_if_cancelled (task))
@@ -628,7 +662,7 @@ bp_bolt_stream_discard_async (BpBoltStream        *self,
   if (self->pending != NULL)
     {
       g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_PENDING,
-                               "A batch or discard request is already pending on this result");
+                               _("A batch or discard request is already pending on this result"));
       return;
     }
   self->pending = g_steal_pointer (&task);

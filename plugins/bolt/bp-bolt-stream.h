@@ -32,6 +32,8 @@ gint64              bp_bolt_stream_get_qid           (BpBoltStream        *self)
 GVariant           *bp_bolt_stream_get_run_metadata  (BpBoltStream        *self);
 void                bp_bolt_stream_set_record_format (BpBoltStream        *self,
                                                       BpBoltRecordFormat   format);
+void                bp_bolt_stream_set_prefetch      (BpBoltStream        *self,
+                                                      gboolean             prefetch);
 BpBoltConnection   *bp_bolt_stream_get_connection    (BpBoltStream        *self);
 gboolean            bp_bolt_stream_is_finished       (BpBoltStream        *self);
 GVariant           *bp_bolt_stream_get_summary       (BpBoltStream        *self);

@@ -12,6 +12,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <unistd.h>
 #include "bp-bolt-dbus.h"
 #include "bp-bolt-transaction.h"
@@ -146,13 +148,13 @@ begin_call (BpBoltTransaction     *self,
   call = bp_call_new (bp_backend_get_host (BP_BACKEND (self->backend)), invocation);
   if (self->ended || self->lease == NULL)
     {
-      bp_call_return_new_error (call, BP_ERROR_NOT_FOUND, "The transaction has ended");
+      bp_call_return_new_error (call, BP_ERROR_NOT_FOUND, _("The transaction has ended"));
       g_object_unref (call);
       return NULL;
     }
   if (self->busy)
     {
-      bp_call_return_new_error (call, BP_ERROR_LIMIT_EXCEEDED, "Another call on this transaction is running");
+      bp_call_return_new_error (call, BP_ERROR_LIMIT_EXCEEDED, _("Another call on this transaction is running"));
       g_object_unref (call);
       return NULL;
     }

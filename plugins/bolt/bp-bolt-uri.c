@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <string.h>
 
 #include "bp-bolt-uri.h"
@@ -50,7 +52,7 @@ invalid (GError    **error,
 {
   g_autofree char *shown = redact (text);
 
-  g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, "uri '%s': %s", shown, why);
+  g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT, _("uri '%s': %s"), shown, why);
   return FALSE;
 }
 
@@ -78,7 +80,7 @@ bp_bolt_uri_parse (const char  *text,
   if (parsed == NULL)
     {
       /* GLib's message may quote the text, password included */
-      invalid (error, text, strchr (text, '@') == NULL ? local->message : "not a valid URI");
+      invalid (error, text, strchr (text, '@') == NULL ? local->message : _("not a valid URI"));
       return NULL;
     }
   uri = g_new0 (BpBoltUri, 1);
@@ -91,7 +93,7 @@ bp_bolt_uri_parse (const char  *text,
     uri->tls_mode = BP_BOLT_TLS_TRUST_ANY;
   else
     {
-      invalid (error, text, "the scheme must be bolt, bolt+s, bolt+ssc, neo4j, neo4j+s or neo4j+ssc");
+      invalid (error, text, _("the scheme must be bolt, bolt+s, bolt+ssc, neo4j, neo4j+s or neo4j+ssc"));
       return NULL;
     }
   uri->scheme = g_ascii_strdown (scheme, -1);
@@ -99,24 +101,24 @@ bp_bolt_uri_parse (const char  *text,
 
   if (g_uri_get_userinfo (parsed) != NULL)
     {
-      invalid (error, text, "credentials do not belong in the URI; use user= and password-file=");
+      invalid (error, text, _("credentials do not belong in the URI; use user= and password-file="));
       return NULL;
     }
   host = g_uri_get_host (parsed);
   if (host == NULL || *host == '\0')
     {
-      invalid (error, text, "no host");
+      invalid (error, text, _("no host"));
       return NULL;
     }
   path = g_uri_get_path (parsed);
   if (path != NULL && *path != '\0' && strcmp (path, "/") != 0)
     {
-      invalid (error, text, "a Bolt URI has no path");
+      invalid (error, text, _("a Bolt URI has no path"));
       return NULL;
     }
   if (g_uri_get_fragment (parsed) != NULL)
     {
-      invalid (error, text, "a Bolt URI has no fragment");
+      invalid (error, text, _("a Bolt URI has no fragment"));
       return NULL;
     }
   uri->host = g_strdup (host);
@@ -126,7 +128,7 @@ bp_bolt_uri_parse (const char  *text,
   query = g_uri_get_query (parsed);
   if (query != NULL && !uri->routing)
     {
-      invalid (error, text, "only neo4j:// URIs take a routing context (query)");
+      invalid (error, text, _("only neo4j:// URIs take a routing context (query)"));
       return NULL;
     }
   if (uri->routing)
@@ -158,7 +160,7 @@ bp_bolt_uri_parse (const char  *text,
               if (strcmp (k, "address") == 0)
                 {
                   g_variant_builder_clear (&builder);
-                  invalid (error, text, "'address' is reserved in the routing context");
+                  invalid (error, text, _("'address' is reserved in the routing context"));
                   return NULL;
                 }
               g_variant_builder_add (&builder, "{ss}", (const char *) k, (const char *) v);
@@ -191,26 +193,26 @@ bp_bolt_split_address (const char  *address,
     {
       const char *end = strchr (address, ']');
       if (end == NULL || end == address + 1)
-        return invalid (error, address, "bad IPv6 address");
+        return invalid (error, address, _("bad IPv6 address"));
       *host = g_strndup (address + 1, end - address - 1);
       colon = end[1] == ':' ? end + 1 : NULL;
       if (end[1] != '\0' && end[1] != ':')
         {
           g_clear_pointer (host, g_free);
-          return invalid (error, address, "junk after the IPv6 address");
+          return invalid (error, address, _("junk after the IPv6 address"));
         }
     }
   else
     {
       colon = strrchr (address, ':');
       if (colon == address || *address == '\0')
-        return invalid (error, address, "no host");
+        return invalid (error, address, _("no host"));
       *host = colon ? g_strndup (address, colon - address) : g_strdup (address);
     }
   if (colon != NULL && !g_ascii_string_to_unsigned (colon + 1, 10, 1, 65535, &p, NULL))
     {
       g_clear_pointer (host, g_free);
-      return invalid (error, address, "bad port");
+      return invalid (error, address, _("bad port"));
     }
   *port = (guint16) p;
   return TRUE;

@@ -21,6 +21,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <math.h>
 #include <string.h>
 
@@ -73,8 +75,53 @@ typedef struct
 {
   Sink      parent;
   GArray   *stack;        /* (element-type VFrame) */
+  guint     stack_high;   /* the deepest the stack went */
   GVariant *result;       /* (owned) (nullable) */
 } VariantSink;
+
+/* Scratch arrays, one cached per thread and kind: a record decoded per
+ * call must not cost an allocation per array. A nested or concurrent use
+ * finds the cache empty and allocates its own. */
+static void
+scratch_array_free (gpointer array)
+{
+  g_array_unref (array);
+}
+
+static GPrivate scratch_vframes = G_PRIVATE_INIT (scratch_array_free);
+static GPrivate scratch_jframes = G_PRIVATE_INIT (scratch_array_free);
+static GPrivate scratch_jentries = G_PRIVATE_INIT (scratch_array_free);
+static GPrivate scratch_keys = G_PRIVATE_INIT (scratch_array_free);
+
+/* cached arrays that once held more than this many bytes are not kept */
+#define SCRATCH_KEEP_BYTES (64 * 1024)
+
+static GArray *
+scratch_take (GPrivate *cache,
+              guint     element_size)
+{
+  GArray *array = g_private_get (cache);
+
+  if (array == NULL)
+    return g_array_new (FALSE, FALSE, element_size);
+  g_private_set (cache, NULL);
+  return array;
+}
+
+/* @high_water: the most elements @array held while in use */
+static void
+scratch_give_back (GPrivate *cache,
+                   GArray   *array,
+                   guint     high_water)
+{
+  gsize bytes = (gsize) g_array_get_element_size (array) * MAX (high_water, array->len);
+
+  g_array_set_size (array, 0);
+  if (bytes <= SCRATCH_KEEP_BYTES && g_private_get (cache) == NULL)
+    g_private_set (cache, array);
+  else
+    g_array_unref (array);
+}
 
 static void
 vframe_clear (VFrame *frame)
@@ -212,6 +259,7 @@ vsink_begin_list (Sink    *sink,
   frame.kind = strings_only ? VFRAME_STRLIST : VFRAME_LIST;
   frame.items = g_ptr_array_new_full (n, (GDestroyNotify) g_variant_unref);
   g_array_append_val (self->stack, frame);
+  self->stack_high = MAX (self->stack_high, self->stack->len);
 }
 
 static void
@@ -239,6 +287,7 @@ vsink_begin_map (Sink   *sink,
   frame.items = g_ptr_array_new_full (n, unref_nullable);
   frame.keys = g_ptr_array_new_full (n, g_free);
   g_array_append_val (self->stack, frame);
+  self->stack_high = MAX (self->stack_high, self->stack->len);
 }
 
 static void
@@ -269,19 +318,27 @@ vsink_end_map (Sink *sink)
 {
   VariantSink *self = (VariantSink *) sink;
   VFrame frame = g_array_index (self->stack, VFrame, self->stack->len - 1);
-  GVariantBuilder builder;
+  guint n = 0;
+  GVariant *value;
 
+  /* {sv} entries built in place of the values (no GVariantBuilder: no
+   * format strings to parse for every entry of every record) */
   g_array_set_size (self->stack, self->stack->len - 1);
-  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
   for (guint i = 0; i < frame.items->len; i++)
     {
-      GVariant *value = frame.items->pdata[i];
+      GVariant *v = g_steal_pointer (&frame.items->pdata[i]);
 
-      if (value != NULL)
-        g_variant_builder_add (&builder, "{sv}", (const char *) frame.keys->pdata[i], value);
+      if (v == NULL)
+        continue;
+      frame.items->pdata[n++] =
+        g_variant_ref_sink (g_variant_new_dict_entry (g_variant_new_take_string (g_steal_pointer (&frame.keys->pdata[i])),
+                                                      g_variant_new_variant (v)));
+      g_variant_unref (v);
     }
+  g_ptr_array_set_size (frame.items, n);
+  value = g_variant_new_array (G_VARIANT_TYPE ("{sv}"), (GVariant * const *) frame.items->pdata, n);
   vframe_clear (&frame);
-  vsink_emit (self, g_variant_builder_end (&builder));
+  vsink_emit (self, value);
 }
 
 static const SinkClass variant_sink_class = {
@@ -290,11 +347,34 @@ static const SinkClass variant_sink_class = {
   vsink_retract, vsink_end_map,
 };
 
+/* GLib caches the type info of container types only while a value of the
+ * type is alive, so building one record after another creates and drops
+ * the info of a{sv}, {sv} and av each time (a locked hash table insert and
+ * remove). Values kept alive for good keep those entries warm. */
+static const char * const kept_types[] = { "a{sv}", "aa{sv}", "av", "as", "ay" };
+static GVariant *kept_values[G_N_ELEMENTS (kept_types)];   /* (owned), for good */
+
+static void
+keep_container_types (void)
+{
+  static gsize kept = 0;
+
+  if (g_once_init_enter (&kept))
+    {
+      for (guint i = 0; i < G_N_ELEMENTS (kept_types); i++)
+        kept_values[i] = g_variant_ref_sink (g_variant_new_array (g_variant_type_element (G_VARIANT_TYPE (kept_types[i])),
+                                                                  NULL, 0));
+      g_once_init_leave (&kept, 1);
+    }
+}
+
 static void
 variant_sink_init (VariantSink *self)
 {
+  keep_container_types ();
   self->parent.klass = &variant_sink_class;
-  self->stack = g_array_new (FALSE, FALSE, sizeof (VFrame));
+  self->stack = scratch_take (&scratch_vframes, sizeof (VFrame));
+  self->stack_high = 0;
   self->result = NULL;
 }
 
@@ -303,7 +383,7 @@ variant_sink_clear (VariantSink *self)
 {
   for (guint i = 0; i < self->stack->len; i++)
     vframe_clear (&g_array_index (self->stack, VFrame, i));
-  g_clear_pointer (&self->stack, g_array_unref);
+  scratch_give_back (&scratch_vframes, g_steal_pointer (&self->stack), self->stack_high);
   g_clear_pointer (&self->result, g_variant_unref);
 }
 
@@ -331,6 +411,8 @@ typedef struct
   GString *out;          /* (unowned) */
   GArray  *stack;        /* (element-type JFrame) */
   GArray  *entries;      /* (element-type JEntry) of all open maps */
+  guint    stack_high;
+  guint    entries_high;
 } JsonSink;
 
 void
@@ -391,6 +473,26 @@ bp_bolt_json_append_string (GString    *out,
     }
   g_string_append_len (out, str + run, n - run);
   g_string_append_c (out, '"');
+}
+
+/* Decimal digits without printf: most record fields are integers. */
+static void
+json_append_int (GString *out,
+                 gint64   v)
+{
+  char buf[24];
+  char *p = buf + sizeof buf;
+  guint64 u = v < 0 ? (guint64) 0 - (guint64) v : (guint64) v;
+
+  do
+    {
+      *--p = (char) ('0' + u % 10);
+      u /= 10;
+    }
+  while (u != 0);
+  if (v < 0)
+    *--p = '-';
+  g_string_append_len (out, p, buf + sizeof buf - p);
 }
 
 static void
@@ -623,7 +725,7 @@ jsink_integer (Sink  *sink,
   JsonSink *self = (JsonSink *) sink;
 
   jsink_before_value (self);
-  g_string_append_printf (self->out, "%" G_GINT64_FORMAT, v);
+  json_append_int (self->out, v);
   jsink_after_value (self);
 }
 
@@ -677,6 +779,7 @@ jsink_begin (JsonSink *self,
   frame.entry_base = self->entries->len;
   g_string_append_c (self->out, is_map ? '{' : '[');
   g_array_append_val (self->stack, frame);
+  self->stack_high = MAX (self->stack_high, self->stack->len);
 }
 
 static void
@@ -721,6 +824,7 @@ jsink_key (Sink       *sink,
   g_string_append_c (self->out, ':');
   entry.end = self->out->len;
   g_array_append_val (self->entries, entry);
+  self->entries_high = MAX (self->entries_high, self->entries->len);
 }
 
 static void
@@ -778,15 +882,17 @@ json_sink_init (JsonSink *self,
 {
   self->parent.klass = &json_sink_class;
   self->out = out;
-  self->stack = g_array_new (FALSE, FALSE, sizeof (JFrame));
-  self->entries = g_array_new (FALSE, FALSE, sizeof (JEntry));
+  self->stack = scratch_take (&scratch_jframes, sizeof (JFrame));
+  self->entries = scratch_take (&scratch_jentries, sizeof (JEntry));
+  self->stack_high = 0;
+  self->entries_high = 0;
 }
 
 static void
 json_sink_clear (JsonSink *self)
 {
-  g_clear_pointer (&self->stack, g_array_unref);
-  g_clear_pointer (&self->entries, g_array_unref);
+  scratch_give_back (&scratch_jframes, g_steal_pointer (&self->stack), self->stack_high);
+  scratch_give_back (&scratch_jentries, g_steal_pointer (&self->entries), self->entries_high);
 }
 
 /* ------------------------------------------------------------------ */
@@ -806,6 +912,7 @@ typedef struct
   guint64       work;        /* bytes re-read for paths */
   guint64       work_limit;
   GArray       *keys;        /* (element-type KeyRef) keys of the open maps */
+  guint         keys_high;
 } Decoder;
 
 #define SMALL_MAP 16
@@ -820,7 +927,7 @@ check_depth (Decoder *d,
   if (depth >= d->r->limits->max_depth)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "PackStream value nested deeper than %u levels", d->r->limits->max_depth);
+                   _("PackStream value nested deeper than %u levels"), d->r->limits->max_depth);
       return FALSE;
     }
   return TRUE;
@@ -884,6 +991,7 @@ decode_map_body (Decoder *d,
       if (dup != 0)
         d->k->retract (d->sink, dup - 1);
       g_array_append_val (d->keys, key);
+      d->keys_high = MAX (d->keys_high, d->keys->len);
       if (index == NULL && i + 1 == SMALL_MAP)
         {
           /* big map: switch from linear scans to a hash table */
@@ -1275,7 +1383,7 @@ charge_work (Decoder *d,
   if (d->work > d->work_limit)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "PackStream Path expands beyond %u times its message size",
+                   _("PackStream Path expands beyond %u times its message size"),
                    d->r->limits->max_expansion);
       return FALSE;
     }
@@ -1982,13 +2090,14 @@ decoder_init (Decoder      *d,
   d->k = sink->klass;
   d->work = 0;
   d->work_limit = MAX ((guint64) r->len, 4096) * expansion;
-  d->keys = g_array_new (FALSE, FALSE, sizeof (KeyRef));
+  d->keys = scratch_take (&scratch_keys, sizeof (KeyRef));
+  d->keys_high = 0;
 }
 
 static void
 decoder_clear (Decoder *d)
 {
-  g_clear_pointer (&d->keys, g_array_unref);
+  scratch_give_back (&scratch_keys, g_steal_pointer (&d->keys), d->keys_high);
 }
 
 /* A RECORD's data list, mapped onto @keys. */
@@ -2168,8 +2277,8 @@ bp_bolt_decode_variant (const guint8       *data,
   if (len > reader.limits->max_message_size)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "PackStream value of %" G_GSIZE_FORMAT " bytes exceeds the limit of %" G_GSIZE_FORMAT,
-                   len, reader.limits->max_message_size);
+                   _("PackStream value of %lu bytes exceeds the limit of %lu"),
+                   (gulong) len, (gulong) reader.limits->max_message_size);
       return NULL;
     }
   value = bp_bolt_reader_read_variant (&reader, error);
@@ -2200,8 +2309,8 @@ bp_bolt_decode_json (const guint8       *data,
   if (len > reader.limits->max_message_size)
     {
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "PackStream value of %" G_GSIZE_FORMAT " bytes exceeds the limit of %" G_GSIZE_FORMAT,
-                   len, reader.limits->max_message_size);
+                   _("PackStream value of %lu bytes exceeds the limit of %lu"),
+                   (gulong) len, (gulong) reader.limits->max_message_size);
       return NULL;
     }
   if (!bp_bolt_reader_read_json (&reader, out, error) ||
@@ -2247,7 +2356,7 @@ pack_value (GByteArray         *buf,
         !g_variant_is_of_type (value, G_VARIANT_TYPE_BYTESTRING))))
     {
       g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                   "parameter nested deeper than %u levels", limits->max_depth);
+                   _("parameter nested deeper than %u levels"), limits->max_depth);
       return FALSE;
     }
 
@@ -2278,7 +2387,7 @@ pack_value (GByteArray         *buf,
       {
         guint64 v = g_variant_get_uint64 (value);
         if (v > G_MAXINT64)
-          return pack_error (error, "integer parameter %" G_GUINT64_FORMAT " does not fit a signed 64-bit integer", v);
+          return pack_error (error, _("integer parameter %llu does not fit a signed 64-bit integer"), (unsigned long long) v);
         bp_bolt_pack_int (buf, (gint64) v);
         return TRUE;
       }
@@ -2292,8 +2401,8 @@ pack_value (GByteArray         *buf,
         if (len > limits->max_string_size)
           {
             g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                         "string parameter of %" G_GSIZE_FORMAT " bytes exceeds the limit of %" G_GSIZE_FORMAT,
-                         len, limits->max_string_size);
+                         _("string parameter of %lu bytes exceeds the limit of %lu"),
+                         (gulong) len, (gulong) limits->max_string_size);
             return FALSE;
           }
         bp_bolt_pack_string (buf, s, len);
@@ -2301,7 +2410,7 @@ pack_value (GByteArray         *buf,
       }
     case G_VARIANT_CLASS_OBJECT_PATH:
       if (strcmp (g_variant_get_string (value, NULL), "/") != 0)
-        return pack_error (error, "object path parameter '%s': only '/' (null) is allowed",
+        return pack_error (error, _("object path parameter '%s': only '/' (null) is allowed"),
                            g_variant_get_string (value, NULL));
       bp_bolt_pack_null (buf);
       return TRUE;
@@ -2334,8 +2443,8 @@ pack_value (GByteArray         *buf,
             if (len > limits->max_string_size)
               {
                 g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                             "byte array parameter of %" G_GSIZE_FORMAT " bytes exceeds the limit of %" G_GSIZE_FORMAT,
-                             len, limits->max_string_size);
+                             _("byte array parameter of %lu bytes exceeds the limit of %lu"),
+                             (gulong) len, (gulong) limits->max_string_size);
                 return FALSE;
               }
             bp_bolt_pack_bytes (buf, data, len);
@@ -2344,14 +2453,14 @@ pack_value (GByteArray         *buf,
         if (n > limits->max_collection_size)
           {
             g_set_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                         "parameter collection of %" G_GSIZE_FORMAT " entries exceeds the limit of %u",
-                         n, limits->max_collection_size);
+                         _("parameter collection of %lu entries exceeds the limit of %u"),
+                         (gulong) n, limits->max_collection_size);
             return FALSE;
           }
         if (g_variant_type_is_dict_entry (elem))
           {
             if (!g_variant_type_equal (g_variant_type_key (elem), G_VARIANT_TYPE_STRING))
-              return pack_error (error, "dictionary parameter of type '%s': keys must be strings",
+              return pack_error (error, _("dictionary parameter of type '%s': keys must be strings"),
                                  g_variant_get_type_string (value));
             bp_bolt_pack_map_header (buf, (guint32) n);
             for (gsize i = 0; i < n; i++)
@@ -2393,7 +2502,7 @@ pack_value (GByteArray         *buf,
     case G_VARIANT_CLASS_SIGNATURE:
     case G_VARIANT_CLASS_DICT_ENTRY:
     default:
-      return pack_error (error, "parameter of type '%s' cannot be sent to a Bolt server",
+      return pack_error (error, _("parameter of type '%s' cannot be sent to a Bolt server"),
                          g_variant_get_type_string (value));
     }
 }

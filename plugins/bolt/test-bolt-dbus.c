@@ -19,6 +19,8 @@
 #include <glib/gstdio.h>
 #include <glib-unix.h>
 
+#include <json-glib/json-glib.h>
+
 #include "bp-test-daemon.h"
 
 #define BUS_NAME     "org.backplane.Backplane1"
@@ -32,6 +34,7 @@ typedef struct
   GSubprocess *process;
   guint16      port;
   char        *dir;
+  char        *log_path;
 } Server;
 
 static char *
@@ -56,10 +59,15 @@ server_start (const char *first,
   g_autofree char *line = NULL;
   va_list ap;
 
+  server->dir = g_dir_make_tmp ("bp-bolt-dbus-XXXXXX", &error);
+  g_assert_no_error (error);
+  server->log_path = g_build_filename (server->dir, "server.jsonl", NULL);
   g_ptr_array_add (argv, "python3");
   g_ptr_array_add (argv, script);
   g_ptr_array_add (argv, "--port");
   g_ptr_array_add (argv, "0");
+  g_ptr_array_add (argv, "--log");
+  g_ptr_array_add (argv, server->log_path);
   va_start (ap, first);
   for (const char *a = first; a != NULL; a = va_arg (ap, const char *))
     g_ptr_array_add (argv, (gpointer) a);
@@ -73,8 +81,6 @@ server_start (const char *first,
   g_assert_no_error (error);
   g_assert_true (line != NULL && g_str_has_prefix (line, "LISTENING "));
   server->port = (guint16) g_ascii_strtoull (line + 10, NULL, 10);
-  server->dir = g_dir_make_tmp ("bp-bolt-dbus-XXXXXX", &error);
-  g_assert_no_error (error);
   return server;
 }
 
@@ -84,11 +90,32 @@ server_stop (Server *server)
   g_subprocess_send_signal (server->process, SIGTERM);
   g_subprocess_wait (server->process, NULL, NULL);
   g_object_unref (server->process);
+  g_remove (server->log_path);
+  {
+    g_autofree char *password = g_build_filename (server->dir, "password", NULL);
+    g_remove (password);
+  }
+  g_rmdir (server->dir);
+  g_free (server->log_path);
   g_free (server->dir);
   g_free (server);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Server, server_stop)
+
+/* How many lines of the server's log contain @needle. */
+static guint
+server_count (Server     *server,
+              const char *needle)
+{
+  g_autofree char *text = NULL;
+  guint n = 0;
+
+  g_assert_true (g_file_get_contents (server->log_path, &text, NULL, NULL));
+  for (const char *p = strstr (text, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+  return n;
+}
 
 /* backplaned with one bolt backend "graph" */
 static BpTestDaemon *
@@ -304,7 +331,7 @@ test_run_to_fd (void)
 static void
 test_execute_retry (void)
 {
-  g_autoptr(Server) server = server_start ("--auth", "neo4j:s3cret", "--log", "/dev/null", NULL);
+  g_autoptr(Server) server = server_start ("--auth", "neo4j:s3cret", NULL);
   g_autoptr(BpTestDaemon) t = daemon_for (server, "bolt", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
@@ -451,6 +478,216 @@ test_unavailable (void)
   assert_dbus_error (error, ERROR_PREFIX "Backend");
 }
 
+static void
+test_execute_not_a_leader (void)
+{
+  g_autoptr(Server) follower = server_start ("--role", "reader", NULL);
+  g_autoptr(Server) leader = server_start (NULL);
+  g_autoptr(Server) router = NULL;
+  g_autoptr(BpTestDaemon) t = NULL;
+  g_autofree char *tables = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  const char *bookmark;
+
+  g_test_summary ("neo4j:// cluster whose leader moved: ExecuteWrite meets NotALeader on the old "
+                  "writer, refreshes the routing table and commits on the new leader");
+
+  tables = g_strdup_printf ("[{\"ttl\": 300, \"writers\": [\"127.0.0.1:%u\"]},"
+                            " {\"ttl\": 300, \"writers\": [\"127.0.0.1:%u\"]}]",
+                            follower->port, leader->port);
+  router = server_start ("--routing-table", tables, NULL);
+  t = daemon_for (router, "neo4j", "tx-retry.initial-ms=50\n");
+
+  reply = graph_call (t->connection, GRAPH_PATH, "ExecuteWrite",
+                      g_variant_new_parsed ("([('CREATE (n:Led) RETURN 1 AS one', @a{sv} {})], @a{sv} {})"),
+                      "(a(asaa{sv})s)", NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(@a(asaa{sv})&s)", NULL, &bookmark);
+  g_assert_true (g_str_has_prefix (bookmark, "FB:"));
+  g_assert_cmpuint (server_count (follower, "\"msg\": \"BEGIN\""), ==, 1);
+  g_assert_cmpuint (server_count (follower, "\"msg\": \"COMMIT\""), ==, 0);
+  g_assert_cmpuint (server_count (leader, "\"msg\": \"COMMIT\""), ==, 1);
+  g_assert_cmpuint (server_count (router, "\"msg\": \"ROUTE\""), ==, 2);
+
+  /* an auto-commit write (not retried) now goes to the leader at once */
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = run (t, "CREATE (n:Led) RETURN 2 AS x", NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (single_int (reply, "x"), ==, 2);
+  g_assert_cmpuint (server_count (follower, "\"msg\": \"BEGIN\""), ==, 1);
+}
+
+static void
+test_execute_commit_unknown (void)
+{
+  g_autoptr(Server) server = server_start ("--auth", "neo4j:s3cret", NULL);
+  g_autoptr(BpTestDaemon) t = daemon_for (server, "bolt", "tx-retry.initial-ms=50\n");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  g_test_summary ("ExecuteWrite whose connection drops while COMMIT is outstanding: Unavailable "
+                  "\"commit outcome unknown\", one attempt only");
+
+  reply = graph_call (t->connection, GRAPH_PATH, "ExecuteWrite",
+                      g_variant_new_parsed ("([('CALL test.dropOnCommit()', @a{sv} {})], @a{sv} {})"),
+                      "(a(asaa{sv})s)", NULL, &error);
+  assert_dbus_error (error, ERROR_PREFIX "Unavailable");
+  g_assert_nonnull (strstr (error->message, "commit outcome unknown"));
+  g_assert_cmpuint (server_count (server, "\"msg\": \"COMMIT\""), ==, 1);
+  g_assert_cmpuint (server_count (server, "\"msg\": \"BEGIN\""), ==, 1);
+}
+
+/* backplanectl, the real binary from the build tree */
+
+typedef struct
+{
+  int   status;
+  char *out;
+  char *err;
+} CtlResult;
+
+static void
+ctl_result_free (CtlResult *r)
+{
+  g_free (r->out);
+  g_free (r->err);
+  g_free (r);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CtlResult, ctl_result_free)
+
+static CtlResult *
+run_ctlv (BpTestDaemon       *t,
+          const char * const *args)
+{
+  const char *root = g_getenv ("BACKPLANE_BUILD_ROOT");
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  CtlResult *r = g_new0 (CtlResult, 1);
+
+  g_ptr_array_add (argv, g_build_filename (root != NULL ? root : BP_BUILD_ROOT, "core", "ctl", "backplanectl", NULL));
+  g_ptr_array_add (argv, g_strdup ("--address"));
+  g_ptr_array_add (argv, g_strdup (t->address));
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (args[i]));
+  g_ptr_array_add (argv, NULL);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "G_DEBUG", "fatal-criticals", TRUE);
+  g_subprocess_launcher_setenv (launcher, "LC_ALL", "C.UTF-8", TRUE);
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  /* the daemon is another process: waiting here blocks nobody */
+  g_subprocess_communicate_utf8 (process, NULL, NULL, &r->out, &r->err, &error);
+  g_assert_no_error (error);
+  r->status = g_subprocess_get_if_exited (process) ? g_subprocess_get_exit_status (process) : 128;
+  g_test_message ("backplanectl … → %d\nstdout: %s\nstderr: %s", r->status, r->out, r->err);
+  return r;
+}
+
+#define run_ctl(t, ...) run_ctlv ((t), (const char * const[]) { __VA_ARGS__, NULL })
+
+static JsonObject *
+parse_object (JsonParser *parser,
+              const char *text)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (json_parser_load_from_data (parser, text, -1, &error));
+  g_assert_no_error (error);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)));
+  return json_node_get_object (json_parser_get_root (parser));
+}
+
+static void
+test_ctl_cypher (gconstpointer data)
+{
+  const char *mode = data;
+  g_autoptr(Server) server = server_start ("--auth", "neo4j:s3cret", "--mode", mode, NULL);
+  g_autoptr(BpTestDaemon) t = daemon_for (server, "bolt", NULL);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autofree char *jsonl = g_build_filename (server->dir, "out.jsonl", NULL);
+  g_autofree char *contents = NULL;
+
+  g_test_summary ("backplanectl --address … cypher against the bolt backend (Neo4j 5 and Memgraph "
+                  "modes): --json, --param, --int, the table form, --to-file (RunToFd) and a server error");
+
+  {
+    g_autoptr(CtlResult) r = run_ctl (t, "cypher", "graph", "RETURN 1 AS x", "--json");
+    JsonObject *o;
+    JsonArray *keys, *records;
+
+    g_assert_cmpint (r->status, ==, 0);
+    o = parse_object (parser, r->out);
+    keys = json_object_get_array_member (o, "keys");
+    g_assert_cmpuint (json_array_get_length (keys), ==, 1);
+    g_assert_cmpstr (json_array_get_string_element (keys, 0), ==, "x");
+    records = json_object_get_array_member (o, "records");
+    g_assert_cmpuint (json_array_get_length (records), ==, 1);
+    g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (records, 0), "x"), ==, 1);
+    g_assert_nonnull (json_object_get_object_member (o, "summary"));
+    if (g_str_equal (mode, "neo4j"))
+      g_assert_true (json_object_has_member (json_object_get_object_member (o, "summary"), "bookmark"));
+  }
+  {
+    g_autoptr(CtlResult) r = run_ctl (t, "cypher", "graph", "RETURN $a AS a, $b AS b, $c AS c, $d AS d",
+                                      "--param", "a=i:42", "--param", "b=hello", "--param", "c=j:[1, \"two\"]",
+                                      "--param", "d=n:", "--json");
+    JsonObject *record;
+    JsonArray *c;
+
+    g_assert_cmpint (r->status, ==, 0);
+    record = json_array_get_object_element (json_object_get_array_member (parse_object (parser, r->out), "records"), 0);
+    g_assert_cmpint (json_object_get_int_member (record, "a"), ==, 42);
+    g_assert_cmpstr (json_object_get_string_member (record, "b"), ==, "hello");
+    c = json_object_get_array_member (record, "c");
+    g_assert_cmpuint (json_array_get_length (c), ==, 2);
+    g_assert_cmpint (json_array_get_int_element (c, 0), ==, 1);
+    g_assert_cmpstr (json_array_get_string_element (c, 1), ==, "two");
+    g_assert_true (json_object_get_null_member (record, "d"));
+  }
+  {
+    g_autoptr(CtlResult) r = run_ctl (t, "cypher", "graph", "UNWIND range(1, $n) AS i RETURN i",
+                                      "--int", "--param", "n=3", "--json");
+    JsonArray *records;
+
+    g_assert_cmpint (r->status, ==, 0);
+    records = json_object_get_array_member (parse_object (parser, r->out), "records");
+    g_assert_cmpuint (json_array_get_length (records), ==, 3);
+    g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (records, 2), "i"), ==, 3);
+  }
+  {
+    g_autoptr(CtlResult) r = run_ctl (t, "cypher", "graph", "RETURN 'Ann' AS name, 7 AS n");
+
+    g_assert_cmpint (r->status, ==, 0);
+    g_assert_nonnull (strstr (r->out, "name"));
+    g_assert_nonnull (strstr (r->out, "Ann"));
+    g_assert_nonnull (strstr (r->out, "(1 record)"));
+  }
+  {
+    g_autoptr(CtlResult) r = run_ctl (t, "cypher", "graph", "UNWIND range(1, 250) AS i RETURN i",
+                                      "--to-file", jsonl);
+    g_auto(GStrv) lines = NULL;
+
+    g_assert_cmpint (r->status, ==, 0);
+    g_assert_true (g_file_get_contents (jsonl, &contents, NULL, NULL));
+    lines = g_strsplit (contents, "\n", -1);
+    g_assert_cmpstr (lines[0], ==, "{\"columns\":[\"i\"]}");
+    g_assert_cmpstr (lines[1], ==, "{\"i\":1}");
+    g_assert_cmpstr (lines[250], ==, "{\"i\":250}");
+    g_assert_true (g_str_has_prefix (lines[251], "{\"end\":"));
+    g_remove (jsonl);
+  }
+  {
+    g_autoptr(CtlResult) r = run_ctl (t, "cypher", "graph", "THIS IS NOT CYPHER");
+
+    g_assert_cmpint (r->status, !=, 0);
+    g_assert_nonnull (strstr (r->err, "Neo.ClientError.Statement.SyntaxError"));
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -471,6 +708,10 @@ main (int   argc,
   g_test_add_func ("/bolt/dbus/routing", test_routing);
   g_test_add_func ("/bolt/dbus/stale-connection", test_stale_connection);
   g_test_add_func ("/bolt/dbus/unavailable", test_unavailable);
+  g_test_add_func ("/bolt/dbus/execute-not-a-leader", test_execute_not_a_leader);
+  g_test_add_func ("/bolt/dbus/execute-commit-unknown", test_execute_commit_unknown);
+  g_test_add_data_func ("/bolt/dbus/ctl-cypher/neo4j", "neo4j", test_ctl_cypher);
+  g_test_add_data_func ("/bolt/dbus/ctl-cypher/memgraph", "memgraph", test_ctl_cypher);
 
   return g_test_run ();
 }

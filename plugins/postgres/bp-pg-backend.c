@@ -1195,12 +1195,12 @@ listen_done_cb (GObject      *object,
 {
   ListenOp *op = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(BpPgSubscription) sub = bp_pg_listener_subscribe_finish (BP_PG_LISTENER (object), result, &error);
+  g_autoptr(BpSubscription) sub = bp_pg_listener_subscribe_finish (BP_PG_LISTENER (object), result, &error);
 
   if (sub == NULL)
     bp_call_return_error (op->call, error);
   else
-    bp_call_return_value (op->call, g_variant_new ("(o)", bp_pg_subscription_get_object_path (sub)));
+    bp_call_return_value (op->call, g_variant_new ("(o)", bp_subscription_get_object_path (sub)));
   g_object_unref (op->self);
   g_object_unref (op->call);
   g_free (op);

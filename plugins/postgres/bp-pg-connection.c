@@ -48,6 +48,9 @@
 /* Results handled per main-loop dispatch before yielding (a kick continues):
  * keeps the loop's latency low while a big result is converted. */
 #define RESULTS_PER_DISPATCH   256
+/* Statements of a pipeline converted and queued per main-loop dispatch: a
+ * batch of thousands goes out over several iterations. */
+#define PIPELINE_CHUNK         128
 #define SETUP_SQL "SET DateStyle = 'ISO'; SET IntervalStyle = 'iso_8601'; SET TimeZone = 'UTC'"
 
 typedef enum
@@ -116,6 +119,13 @@ typedef struct
   gboolean      index_has_result;
   GArray       *affected_list;       /* (element-type guint64) (owned) (nullable) */
   int           failed_index;
+  GVariant     *statements;          /* (owned) (nullable): the batch */
+  GPtrArray    *converted;           /* (owned) (nullable) (element-type BpPgParams) */
+  guint         n_total;             /* statements to send */
+  guint         n_sent;
+  gboolean      sync_each;
+  gboolean      pipeline_entered;
+  GSource      *feed_source;         /* (owned) (nullable): sends the next chunk */
 
   /* copy */
   GInputStream  *input;              /* (owned) (nullable) */
@@ -145,7 +155,6 @@ struct _BpPgConnection
   PGconn              *conn;              /* (owned) (nullable) */
   BpPgConnectionState  state;
   int                  backend_pid;
-  gint64               last_used_us;      /* clock time the last operation ended */
 
   GSource             *fd_source;         /* (owned) (nullable) */
   gpointer             fd_tag;            /* (nullable) */
@@ -204,6 +213,7 @@ static void mark_closed      (BpPgConnection *self,
                               gboolean        emit);
 static void stream_update    (BpPgConnection *self);
 static void copy_in_continue (BpPgConnection *self);
+static void pipeline_schedule_feed (BpPgConnection *self);
 
 /* ---------------------------------------------------------------------- */
 /* Small helpers                                                           */
@@ -282,6 +292,9 @@ op_free (Op *op)
   clear_queue (op);
   g_clear_pointer (&op->final_batch, g_ptr_array_unref);
   g_clear_pointer (&op->affected_list, g_array_unref);
+  g_clear_pointer (&op->statements, g_variant_unref);
+  g_clear_pointer (&op->converted, g_ptr_array_unref);
+  clear_source (&op->feed_source);
   g_clear_object (&op->input);
   g_clear_object (&op->output);
   g_clear_pointer (&op->chunk, g_bytes_unref);
@@ -508,20 +521,6 @@ bp_pg_connection_get_transaction_status (BpPgConnection *self)
   if (self->conn == NULL || self->state == BP_PG_CONNECTION_STATE_CONNECTING)
     return PQTRANS_UNKNOWN;
   return PQtransactionStatus (self->conn);
-}
-
-/**
- * bp_pg_connection_get_last_used:
- * @self: a connection
- *
- * Returns: the clock time (µs) at which the last operation (connect
- *   included) ended, 0 before that
- */
-gint64
-bp_pg_connection_get_last_used (BpPgConnection *self)
-{
-  g_return_val_if_fail (BP_IS_PG_CONNECTION (self), 0);
-  return self->last_used_us;
 }
 
 int
@@ -1076,6 +1075,26 @@ op_abort (BpPgConnection *self,
     }
 
   clear_queue (op);
+  if (op->kind == OP_PIPELINE && op->n_sent < op->n_total && self->conn != NULL)
+    {
+      /* Stop feeding. Nothing sent yet: nothing to wait for. Part of it:
+       * close the pipeline with a sync (one-sync: the implicit transaction
+       * is rolled back by the error the cancel causes) and wait for what
+       * was sent. */
+      clear_source (&op->feed_source);
+      g_debug ("pipeline aborted with %u of %u statements converted, %u sent",
+               op->converted != NULL ? op->converted->len : op->n_total, op->n_total, op->n_sent);
+      if (!op->pipeline_entered)
+        op->libpq_done = TRUE;
+      else
+        {
+          if (!op->sync_each && !PQpipelineSync (self->conn))
+            g_debug ("PQpipelineSync: %s", PQerrorMessage (self->conn));
+          op->syncs_expected = op->sync_each ? op->n_sent : 1;
+          flush_output (self);
+        }
+      op->n_total = op->n_sent;
+    }
   if (self->conn != NULL && !op->libpq_done)
     {
       if (!op->copying_in)
@@ -1128,7 +1147,7 @@ op_finish (BpPgConnection *self)
       if (op->kind == OP_CONNECT)
         self->backend_pid = PQbackendPID (self->conn);
     }
-  self->last_used_us = bp_clock_get_time (self->clock);
+
   if (self->state == BP_PG_CONNECTION_STATE_CLOSED && error == NULL &&
       op->kind != OP_STREAM)
     error = g_error_new (BP_ERROR, BP_ERROR_UNAVAILABLE, "SQLSTATE 08003: connection closed");
@@ -1664,6 +1683,14 @@ op_step (BpPgConnection *self)
         }
       if (op->libpq_done || op_paused (self, op))
         break;
+      if (op->kind == OP_PIPELINE && op->n_sent < op->n_total)
+        {
+          /* Results are read once the whole batch is out (libpq buffers
+           * what arrives meanwhile: PQconsumeInput runs on readability). */
+          if (!self->flush_pending)
+            pipeline_schedule_feed (self);
+          break;
+        }
       if (PQisBusy (self->conn))
         break;
       if (budget-- == 0)
@@ -2483,29 +2510,115 @@ bp_pg_connection_stream_close_finish (BpPgConnection  *self,
 /* ---------------------------------------------------------------------- */
 /* Pipeline                                                                */
 
-static gboolean
-pipeline_send (BpPgConnection    *self,
-               GVariant          *statements,
-               GPtrArray         *converted,
-               BpPgPipelineFlags  flags)
+/* Converts (validates) the next chunk, or sends it once all statements
+ * converted: nothing is sent unless every statement's parameters are valid. */
+static void
+pipeline_feed (BpPgConnection *self)
 {
-  gboolean sync_each = (flags & BP_PG_PIPELINE_FLAGS_SYNC_EACH) != 0;
+  Op *op = self->op;
+  guint budget = PIPELINE_CHUNK;
 
-  if (!PQenterPipelineMode (self->conn))
-    return FALSE;
-  for (guint i = 0; i < converted->len; i++)
+  while (op->converted->len < op->n_total && budget > 0)
     {
+      guint i = op->converted->len;
       const char *sql;
-      BpPgParams *p = g_ptr_array_index (converted, i);
+      g_autoptr(GVariant) params = NULL;
+      g_autoptr(GError) error = NULL;
+      BpPgParams *p;
 
-      g_variant_get_child (statements, i, "(&s@av)", &sql, NULL);
-      if (!PQsendQueryParams (self->conn, sql, p->n, p->types,
-                              (const char * const *) p->values, p->lengths, p->formats, 0))
-        return FALSE;
-      if (sync_each && !PQpipelineSync (self->conn))
-        return FALSE;
+      g_variant_get_child (op->statements, i, "(&s@av)", &sql, &params);
+      p = prepare_params (sql, params, &error);
+      if (p == NULL)
+        {
+          op->failed_index = (int) i;
+          op_set_error (op, g_error_new (BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                                         "statements[%u].%s", i, error->message));
+          op->n_total = 0;
+          op->libpq_done = TRUE;
+          op_maybe_finish (self);
+          return;
+        }
+      g_ptr_array_add (op->converted, p);
+      budget--;
     }
-  return sync_each || PQpipelineSync (self->conn);
+  if (op->converted->len < op->n_total)
+    {
+      pipeline_schedule_feed (self);
+      return;
+    }
+
+  if (!op->pipeline_entered)
+    {
+      if (!PQenterPipelineMode (self->conn))
+        {
+          op_set_error (op, bp_pg_error_new_from_conn (self->conn, "08006", self->password));
+          connection_lost (self);
+          return;
+        }
+      op->pipeline_entered = TRUE;
+    }
+  for (; op->n_sent < op->n_total && budget > 0; budget--)
+    {
+      BpPgParams *p = g_ptr_array_index (op->converted, op->n_sent);
+      const char *sql;
+
+      g_variant_get_child (op->statements, op->n_sent, "(&s@av)", &sql, NULL);
+      if (!PQsendQueryParams (self->conn, sql, p->n, p->types,
+                              (const char * const *) p->values, p->lengths, p->formats, 0) ||
+          (op->sync_each && !PQpipelineSync (self->conn)))
+        {
+          /* Only a broken connection makes libpq refuse to queue here. */
+          op_set_error (op, bp_pg_error_new_from_conn (self->conn, "08006", self->password));
+          connection_lost (self);
+          return;
+        }
+      op->n_sent++;
+    }
+  if (op->n_sent == op->n_total && !op->sync_each && !PQpipelineSync (self->conn))
+    {
+      op_set_error (op, bp_pg_error_new_from_conn (self->conn, "08006", self->password));
+      connection_lost (self);
+      return;
+    }
+  flush_output (self);
+  if (self->conn == NULL)
+    return;
+  if (op->n_sent < op->n_total && !self->flush_pending)
+    pipeline_schedule_feed (self);
+  else if (op->n_sent == op->n_total)
+    g_clear_pointer (&op->converted, g_ptr_array_unref);
+  update_watch (self);
+  kick (self);
+}
+
+/* Main context. */
+static gboolean
+on_pipeline_feed (gpointer user_data)
+{
+  BpPgConnection *self = user_data;
+  Op *op = self->op;
+
+  if (op != NULL && op->kind == OP_PIPELINE)
+    g_clear_pointer (&op->feed_source, g_source_unref);
+  if (op == NULL || op->kind != OP_PIPELINE || op->aborting || self->conn == NULL ||
+      op->n_sent >= op->n_total)
+    return G_SOURCE_REMOVE;
+  pipeline_feed (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+pipeline_schedule_feed (BpPgConnection *self)
+{
+  Op *op = self->op;
+
+  if (op->feed_source != NULL)
+    return;
+  op->feed_source = g_idle_source_new ();
+  g_source_set_priority (op->feed_source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (op->feed_source, on_pipeline_feed, self, NULL);
+  g_source_set_static_name (op->feed_source, "[bp-postgres] pipeline feed");
+  g_source_attach (op->feed_source, self->context);
 }
 
 /**
@@ -2519,8 +2632,10 @@ pipeline_send (BpPgConnection    *self,
  * @user_data: data for @callback
  *
  * Sends all statements in pipeline mode (PQenterPipelineMode, then one
- * PQpipelineSync per batch or per statement). The first failing
- * statement's index is reported; the connection stays usable.
+ * PQpipelineSync per batch or per statement). Parameters are validated
+ * first (nothing is sent when one statement's are invalid); conversion and
+ * sending go PIPELINE_CHUNK statements per main-loop dispatch. The first
+ * failing statement's index is reported; the connection stays usable.
  */
 void
 bp_pg_connection_execute_async (BpPgConnection      *self,
@@ -2533,7 +2648,6 @@ bp_pg_connection_execute_async (BpPgConnection      *self,
 {
   g_autoptr(GTask) task = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) converted = NULL;
   gsize n;
   Op *op;
 
@@ -2557,40 +2671,20 @@ bp_pg_connection_execute_async (BpPgConnection      *self,
       return;
     }
 
-  converted = g_ptr_array_new_with_free_func ((GDestroyNotify) bp_pg_params_free);
-  for (gsize i = 0; i < n; i++)
+  if (n > G_MAXINT)
     {
-      const char *sql;
-      g_autoptr(GVariant) params = NULL;
-      BpPgParams *p;
-
-      g_variant_get_child (statements, i, "(&s@av)", &sql, &params);
-      p = prepare_params (sql, params, &error);
-      if (p == NULL)
-        {
-          g_task_set_task_data (task, GINT_TO_POINTER ((int) i + 1), NULL);
-          g_task_return_new_error (task, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                                   "statements[%" G_GSIZE_FORMAT "].%s", i, error->message);
-          return;
-        }
-      g_ptr_array_add (converted, p);
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED, "statements: too many");
+      return;
     }
-
   op = op_begin (self, OP_PIPELINE, task, timeout_ms, cancellable);
   op->affected_list = g_array_new (FALSE, TRUE, sizeof (guint64));
   g_array_set_size (op->affected_list, (guint) n);
-  op->syncs_expected = (flags & BP_PG_PIPELINE_FLAGS_SYNC_EACH) ? (guint) n : 1;
-
-  if (!pipeline_send (self, statements, converted, flags))
-    {
-      /* Only a broken connection makes libpq refuse to queue here. */
-      op_set_error (op, bp_pg_error_new_from_conn (self->conn, "08006", self->password));
-      connection_lost (self);
-      return;
-    }
-  flush_output (self);
-  if (self->conn != NULL)
-    update_watch (self);
+  op->statements = g_variant_ref (statements);
+  op->converted = g_ptr_array_new_full ((guint) n, (GDestroyNotify) bp_pg_params_free);
+  op->n_total = (guint) n;
+  op->sync_each = (flags & BP_PG_PIPELINE_FLAGS_SYNC_EACH) != 0;
+  op->syncs_expected = op->sync_each ? (guint) n : 1;
+  pipeline_feed (self);
 }
 
 /**

@@ -65,7 +65,6 @@ void                 bp_pg_connection_set_cancel_grace      (BpPgConnection     
 BpPgConnectionState  bp_pg_connection_get_state             (BpPgConnection      *self);
 PGTransactionStatusType bp_pg_connection_get_transaction_status (BpPgConnection *self);
 int                  bp_pg_connection_get_backend_pid       (BpPgConnection      *self);
-gint64               bp_pg_connection_get_last_used         (BpPgConnection      *self);
 guint                bp_pg_connection_get_buffered_rows     (BpPgConnection      *self);
 guint                bp_pg_connection_get_peak_buffered_rows (BpPgConnection     *self);
 void                 bp_pg_connection_close                 (BpPgConnection      *self);

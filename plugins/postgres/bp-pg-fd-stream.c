@@ -1,15 +1,20 @@
 /* bp-pg-fd-stream.c: a query's rows streamed into a file descriptor
  *
  * The rows of a single-row-mode stream (bp_pg_connection_stream_async) are
- * framed as JSON Lines or CSV and written to the fd asynchronously; the next
- * batch is pulled from the connection only once the last one was written,
- * so a slow reader slows the server down instead of filling memory.
+ * framed as JSON Lines or CSV and handed to a BpFrameWriter, which writes
+ * the fd asynchronously. The next batch of rows is pulled from the
+ * connection only while the writer wants more (bp_frame_writer_wants_more);
+ * otherwise the stream waits for it to drain, so a slow reader slows the
+ * server down (the connection stops reading its socket) instead of filling
+ * memory.
  *
  * start_async completes as soon as the column header is known (the D-Bus
  * reply goes out then); wait_async completes when the stream ended, the
- * trailer was written and the fd closed: only then may the connection be
- * reused. A reader that closes its end (POLLERR/POLLHUP on the fd, or a
- * failed write) cancels the statement.
+ * trailer ({"end":{"rows":N}} or {"error":…} in JSONL) was written and the
+ * fd closed: only then may the connection be reused. A reader that closes
+ * its end — seen by the writer as POLLHUP/POLLERR or EPIPE, even while the
+ * server has not produced the next row yet — cancels the statement (a
+ * server-side cancel) and the stream ends with BP_ERROR_CANCELLED.
  *
  * Main context only.
  *
@@ -19,31 +24,26 @@
 
 #include "bp-pg-fd-stream.h"
 
-#include <gio/gunixoutputstream.h>
-#include <glib-unix.h>
-
-#define BATCH_ROWS  256
-#define FLUSH_BYTES (64 * 1024)
+#define BATCH_ROWS 256
 
 struct _BpPgFdStream
 {
   GObject         parent_instance;
 
-  BpPgConnection *conn;          /* (owned) */
-  GOutputStream  *output;        /* (owned) */
-  int             fd;            /* owned by output */
+  BpPgConnection *conn;                /* (owned) */
+  BpFrameWriter  *writer;              /* (owned) (nullable): NULL when the fd was unusable */
+  GError         *writer_error;        /* (owned) (nullable): why there is no writer */
   BpPgFormat      format;
-  BpPgRowDesc    *desc;          /* (owned) (nullable) */
-  GCancellable   *cancellable;   /* (owned): ours, cancels the statement */
-  gulong          caller_cancel_id;
+  BpPgRowDesc    *desc;                /* (owned) (nullable) */
+  GCancellable   *cancellable;         /* (owned): ours, cancels the statement */
+  gulong          writer_cancel_id;
   GCancellable   *caller_cancellable;  /* (owned) (nullable) */
-  GSource        *hup_source;    /* (owned) (nullable) */
-  GString        *buffer;        /* (owned) */
-  GBytes         *writing;       /* (owned) (nullable) */
+  gulong          caller_cancel_id;
+  GString        *line;                /* (owned) scratch for one row */
   guint64         n_rows;
-  GError         *error;         /* (owned) (nullable) */
-  GTask          *start_task;    /* (owned) (nullable) */
-  GTask          *wait_task;     /* (owned) (nullable) */
+  GError         *error;               /* (owned) (nullable): the first one wins */
+  GTask          *start_task;          /* (owned) (nullable) */
+  GTask          *wait_task;           /* (owned) (nullable) */
   gboolean        done;
 };
 
@@ -56,17 +56,18 @@ bp_pg_fd_stream_dispose (GObject *object)
 {
   BpPgFdStream *self = BP_PG_FD_STREAM (object);
 
-  if (self->hup_source != NULL)
-    {
-      g_source_destroy (self->hup_source);
-      g_clear_pointer (&self->hup_source, g_source_unref);
-    }
   if (self->caller_cancellable != NULL)
     g_cancellable_disconnect (self->caller_cancellable, self->caller_cancel_id);
   self->caller_cancel_id = 0;
   g_clear_object (&self->caller_cancellable);
+  if (self->writer != NULL)
+    {
+      g_cancellable_disconnect (bp_frame_writer_get_cancellable (self->writer), self->writer_cancel_id);
+      self->writer_cancel_id = 0;
+      bp_frame_writer_close (self->writer);
+    }
+  g_clear_object (&self->writer);
   g_clear_object (&self->conn);
-  g_clear_object (&self->output);
   g_clear_object (&self->cancellable);
   G_OBJECT_CLASS (bp_pg_fd_stream_parent_class)->dispose (object);
 }
@@ -77,9 +78,9 @@ bp_pg_fd_stream_finalize (GObject *object)
   BpPgFdStream *self = BP_PG_FD_STREAM (object);
 
   g_clear_pointer (&self->desc, bp_pg_row_desc_free);
-  g_string_free (self->buffer, TRUE);
-  g_clear_pointer (&self->writing, g_bytes_unref);
+  g_string_free (self->line, TRUE);
   g_clear_error (&self->error);
+  g_clear_error (&self->writer_error);
   g_assert (self->start_task == NULL && self->wait_task == NULL);
   G_OBJECT_CLASS (bp_pg_fd_stream_parent_class)->finalize (object);
 }
@@ -94,9 +95,17 @@ bp_pg_fd_stream_class_init (BpPgFdStreamClass *klass)
 static void
 bp_pg_fd_stream_init (BpPgFdStream *self)
 {
-  self->buffer = g_string_new (NULL);
+  self->line = g_string_sized_new (256);
   self->cancellable = g_cancellable_new ();
-  self->fd = -1;
+}
+
+/* Any thread: a cancellable we follow fired (the writer's: the reader is
+ * gone or a write failed; the caller's). */
+static void
+follow_cancelled_cb (GCancellable *cancellable,
+                     gpointer      user_data)
+{
+  g_cancellable_cancel (user_data);
 }
 
 /**
@@ -115,55 +124,37 @@ bp_pg_fd_stream_new (BpPgConnection *conn,
   BpPgFdStream *self = g_object_new (BP_TYPE_PG_FD_STREAM, NULL);
 
   self->conn = g_object_ref (conn);
-  self->fd = fd;
-  /* Non-blocking: a pollable write never blocks the loop. */
-  g_unix_set_fd_nonblocking (fd, TRUE, NULL);
-  self->output = g_unix_output_stream_new (fd, TRUE);
   self->format = format;
+  self->writer = bp_frame_writer_new (fd, format == BP_PG_FORMAT_CSV ? BP_FRAME_FORMAT_CSV : BP_FRAME_FORMAT_JSONL,
+                                      0, &self->writer_error);
+  if (self->writer != NULL)
+    self->writer_cancel_id = g_cancellable_connect (bp_frame_writer_get_cancellable (self->writer),
+                                                    G_CALLBACK (follow_cancelled_cb),
+                                                    g_object_ref (self->cancellable), g_object_unref);
   return self;
 }
 
-/* Main context: the reader closed its end while we wait on the server. */
-static gboolean
-on_fd_hup (gint         fd,
-           GIOCondition condition,
-           gpointer     user_data)
+static void
+set_error (BpPgFdStream *self,
+           GError       *error)
 {
-  BpPgFdStream *self = user_data;
-
-  g_debug ("stream reader went away");
+  /* (transfer full) error */
   if (self->error == NULL)
-    self->error = g_error_new_literal (BP_ERROR, BP_ERROR_CANCELLED, "the reader closed the stream");
-  g_cancellable_cancel (self->cancellable);
-  g_clear_pointer (&self->hup_source, g_source_unref);
-  return G_SOURCE_REMOVE;
+    self->error = error;
+  else
+    g_error_free (error);
 }
 
-/* Any thread: the caller's cancellable. */
-static void
-on_caller_cancelled (GCancellable *cancellable,
-                     gpointer      user_data)
+/* The error to report when the writer failed: a reader that left is the
+ * client's doing, not the backend's. */
+static GError *
+writer_failure (BpPgFdStream *self,
+                const GError *error)
 {
-  GCancellable *ours = user_data;
-
-  g_cancellable_cancel (ours);
-}
-
-static void
-append_error_line (BpPgFdStream *self,
-                   const GError *error)
-{
-  g_autoptr(GError) normalized = bp_error_normalize (error);
-  g_autofree char *name = g_strconcat ("org.backplane.Backplane1.Error.",
-                                       bp_error_code_to_nick (normalized->code), NULL);
-
-  if (self->format != BP_PG_FORMAT_JSONL)
-    return;
-  g_string_append (self->buffer, "{\"error\":{\"name\":");
-  bp_pg_json_append_string (self->buffer, name, -1);
-  g_string_append (self->buffer, ",\"message\":");
-  bp_pg_json_append_string (self->buffer, normalized->message, -1);
-  g_string_append (self->buffer, "}}\n");
+  if (bp_frame_writer_is_reader_gone (self->writer))
+    return g_error_new_literal (BP_ERROR, BP_ERROR_CANCELLED, "the reader closed the stream");
+  return g_error_new (BP_ERROR, BP_ERROR_CANCELLED, "writing the stream: %s",
+                      error != NULL ? error->message : "failed");
 }
 
 static void
@@ -172,13 +163,6 @@ finish (BpPgFdStream *self)
   g_autoptr(GTask) task = g_steal_pointer (&self->wait_task);
 
   self->done = TRUE;
-  if (self->hup_source != NULL)
-    {
-      g_source_destroy (self->hup_source);
-      g_clear_pointer (&self->hup_source, g_source_unref);
-    }
-  /* The output stream closes the fd when disposed; close it now. */
-  g_output_stream_close (self->output, NULL, NULL);
   if (task == NULL)
     return;
   if (self->error != NULL)
@@ -192,36 +176,30 @@ finish (BpPgFdStream *self)
     }
 }
 
-/* Main context. */
+/* Main context: the trailer is written and the fd closed (or not). */
 static void
-final_write_cb (GObject      *object,
-                GAsyncResult *result,
-                gpointer      user_data)
+writer_finished_cb (GObject      *object,
+                    GAsyncResult *result,
+                    gpointer      user_data)
 {
   g_autoptr(BpPgFdStream) self = user_data;
+  g_autoptr(GError) error = NULL;
 
-  g_output_stream_write_all_finish (G_OUTPUT_STREAM (object), result, NULL, NULL);
-  g_clear_pointer (&self->writing, g_bytes_unref);
+  if (!bp_frame_writer_finish_finish (BP_FRAME_WRITER (object), result, &error) && self->error == NULL)
+    self->error = writer_failure (self, error);
   finish (self);
 }
 
+/* The statement is over: trailer, drain, close. */
 static void
-write_final (BpPgFdStream *self)
+end_stream (BpPgFdStream *self)
 {
-  gsize len;
-  const void *data;
+  g_autofree char *summary = g_strdup_printf ("{\"rows\":%" G_GUINT64_FORMAT "}", self->n_rows);
 
-  if (self->buffer->len == 0)
-    {
-      finish (self);
-      return;
-    }
-  self->writing = g_string_free_to_bytes (g_steal_pointer (&self->buffer));
-  self->buffer = g_string_new (NULL);
-  data = g_bytes_get_data (self->writing, &len);
-  /* Not cancellable by our own cancellable: the trailer says why we stop. */
-  g_output_stream_write_all_async (self->output, data, len, G_PRIORITY_DEFAULT, NULL,
-                                   final_write_cb, g_object_ref (self));
+  /* Not our cancellable (the trailer says why we stop); the caller's bounds
+   * the drain. */
+  bp_frame_writer_finish_async (self->writer, summary, self->error, self->caller_cancellable,
+                                writer_finished_cb, g_object_ref (self));
 }
 
 /* Main context: the connection is idle again after an early stop. */
@@ -233,7 +211,7 @@ stream_closed_cb (GObject      *object,
   g_autoptr(BpPgFdStream) self = user_data;
 
   bp_pg_connection_stream_close_finish (BP_PG_CONNECTION (object), result, NULL);
-  finish (self);
+  end_stream (self);
 }
 
 static void
@@ -241,47 +219,12 @@ stop_early (BpPgFdStream *self,
             GError       *error)
 {
   /* (transfer full) error */
-  if (self->error == NULL)
-    self->error = error;
-  else
-    g_error_free (error);
+  g_debug ("stream stops early: %s", error->message);
+  set_error (self, error);
   bp_pg_connection_stream_close_async (self->conn, NULL, stream_closed_cb, g_object_ref (self));
 }
 
-/* Main context. */
-static void
-batch_written_cb (GObject      *object,
-                  GAsyncResult *result,
-                  gpointer      user_data)
-{
-  g_autoptr(BpPgFdStream) self = user_data;
-  g_autoptr(GError) error = NULL;
-
-  g_clear_pointer (&self->writing, g_bytes_unref);
-  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (object), result, NULL, &error))
-    {
-      if (self->error == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        self->error = g_error_new (BP_ERROR, BP_ERROR_CANCELLED, "writing the stream: %s", error->message);
-      stop_early (self, g_error_new_literal (BP_ERROR, BP_ERROR_CANCELLED, "the reader closed the stream"));
-      return;
-    }
-  pull (self);
-}
-
-static void
-write_buffer (BpPgFdStream *self)
-{
-  gsize len;
-  const void *data;
-
-  self->writing = g_string_free_to_bytes (g_steal_pointer (&self->buffer));
-  self->buffer = g_string_new (NULL);
-  data = g_bytes_get_data (self->writing, &len);
-  g_output_stream_write_all_async (self->output, data, len, G_PRIORITY_DEFAULT, self->cancellable,
-                                   batch_written_cb, g_object_ref (self));
-}
-
-/* Main context: a batch of rows arrived. */
+/* Main context: a batch of rows arrived (or the statement ended). */
 static void
 next_cb (GObject      *object,
          GAsyncResult *result,
@@ -295,10 +238,12 @@ next_cb (GObject      *object,
   if (rows == NULL)
     {
       /* The connection is idle (or closed) again. */
-      if (self->error == NULL)
-        self->error = g_steal_pointer (&error);
-      append_error_line (self, self->error);
-      write_final (self);
+      g_debug ("stream ended: %s", error->message);
+      if (bp_frame_writer_is_reader_gone (self->writer))
+        set_error (self, writer_failure (self, NULL));
+      else
+        set_error (self, g_steal_pointer (&error));
+      end_stream (self);
       return;
     }
 
@@ -306,36 +251,61 @@ next_cb (GObject      *object,
     {
       PGresult *res = g_ptr_array_index (rows, i);
 
+      g_string_truncate (self->line, 0);
       if (self->format == BP_PG_FORMAT_JSONL)
         {
-          if (!bp_pg_row_append_json (self->desc, res, 0, self->buffer, &error))
+          if (!bp_pg_row_append_json (self->desc, res, 0, self->line, &error))
             {
               stop_early (self, g_steal_pointer (&error));
               return;
             }
-          g_string_append_c (self->buffer, '\n');
         }
       else
-        bp_pg_row_append_csv (self->desc, res, 0, self->buffer);
+        {
+          bp_pg_row_append_csv (self->desc, res, 0, self->line);
+          g_string_truncate (self->line, self->line->len - 1);  /* the writer ends lines */
+        }
+      if (!bp_frame_writer_append_line (self->writer, self->line->str, self->line->len))
+        {
+          stop_early (self, writer_failure (self, NULL));
+          return;
+        }
       self->n_rows++;
     }
 
   if (done)
     {
-      if (self->format == BP_PG_FORMAT_JSONL)
-        g_string_append_printf (self->buffer, "{\"end\":{\"rows\":%" G_GUINT64_FORMAT "}}\n", self->n_rows);
-      write_final (self);
+      end_stream (self);
       return;
     }
-  if (self->buffer->len >= FLUSH_BYTES || rows->len > 0)
-    write_buffer (self);
-  else
-    pull (self);
+  pull (self);
+}
+
+/* Main context: the writer has room again (or failed). */
+static void
+writable_cb (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(BpPgFdStream) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!bp_frame_writer_wait_writable_finish (BP_FRAME_WRITER (object), result, &error))
+    {
+      stop_early (self, writer_failure (self, error));
+      return;
+    }
+  pull (self);
 }
 
 static void
 pull (BpPgFdStream *self)
 {
+  if (!bp_frame_writer_wants_more (self->writer))
+    {
+      bp_frame_writer_wait_writable_async (self->writer, NULL, writable_cb, g_object_ref (self));
+      return;
+    }
   bp_pg_connection_stream_next_async (self->conn, BATCH_ROWS, self->cancellable,
                                       next_cb, g_object_ref (self));
 }
@@ -349,13 +319,15 @@ stream_started_cb (GObject      *object,
   g_autoptr(BpPgFdStream) self = user_data;
   g_autoptr(GTask) task = g_steal_pointer (&self->start_task);
   g_autoptr(GError) error = NULL;
+  g_autoptr(GString) header = g_string_new (NULL);
 
   self->desc = bp_pg_connection_stream_finish (self->conn, result, &error);
   if (self->desc == NULL)
     {
-      /* Nothing was written: the reply carries the error. */
-      if (self->error == NULL)
-        self->error = g_error_copy (error);
+      /* Nothing was written: the reply carries the error; the fd is closed
+       * without a trailer. */
+      set_error (self, g_error_copy (error));
+      bp_frame_writer_close (self->writer);
       finish (self);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
@@ -363,21 +335,23 @@ stream_started_cb (GObject      *object,
 
   if (self->format == BP_PG_FORMAT_JSONL)
     {
-      g_string_append (self->buffer, "{\"columns\":");
-      bp_pg_row_desc_append_json_columns (self->desc, self->buffer);
-      g_string_append (self->buffer, "}\n");
+      g_string_append (header, "{\"columns\":");
+      bp_pg_row_desc_append_json_columns (self->desc, header);
+      g_string_append_c (header, '}');
     }
   else
-    bp_pg_row_desc_append_csv_header (self->desc, self->buffer);
-
-  self->hup_source = g_unix_fd_source_new (self->fd, G_IO_ERR | G_IO_HUP);
-  g_source_set_callback (self->hup_source, (GSourceFunc) (void (*) (void)) on_fd_hup, self, NULL);
-  g_source_set_static_name (self->hup_source, "[bp-postgres] stream reader");
-  g_source_attach (self->hup_source, g_main_context_get_thread_default ());
-
-  write_buffer (self);
+    {
+      bp_pg_row_desc_append_csv_header (self->desc, header);
+      g_string_truncate (header, header->len - 1);
+    }
   g_task_return_pointer (task, g_variant_ref_sink (bp_pg_row_desc_to_columns (self->desc)),
                          (GDestroyNotify) g_variant_unref);
+  if (!bp_frame_writer_write_header (self->writer, header->str))
+    {
+      stop_early (self, writer_failure (self, NULL));
+      return;
+    }
+  pull (self);
 }
 
 /**
@@ -404,10 +378,19 @@ bp_pg_fd_stream_start_async (BpPgFdStream        *self,
 
   self->start_task = g_task_new (self, NULL, callback, user_data);
   g_task_set_source_tag (self->start_task, bp_pg_fd_stream_start_async);
+  if (self->writer == NULL)
+    {
+      g_autoptr(GTask) task = g_steal_pointer (&self->start_task);
+
+      set_error (self, g_error_copy (self->writer_error));
+      finish (self);
+      g_task_return_error (task, g_error_copy (self->writer_error));
+      return;
+    }
   if (cancellable != NULL)
     {
       self->caller_cancellable = g_object_ref (cancellable);
-      self->caller_cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (on_caller_cancelled),
+      self->caller_cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (follow_cancelled_cb),
                                                       g_object_ref (self->cancellable), g_object_unref);
     }
   bp_pg_connection_stream_async (self->conn, sql, params, timeout_ms, self->cancellable,
@@ -449,10 +432,7 @@ bp_pg_fd_stream_wait_async (BpPgFdStream        *self,
   self->wait_task = g_task_new (self, NULL, callback, user_data);
   g_task_set_source_tag (self->wait_task, bp_pg_fd_stream_wait_async);
   if (self->done)
-    {
-      self->done = FALSE;
-      finish (self);
-    }
+    finish (self);
 }
 
 /**

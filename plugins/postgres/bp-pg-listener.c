@@ -37,7 +37,7 @@
 typedef struct
 {
   char      *name;       /* (owned) */
-  GPtrArray *subs;       /* (owned) (element-type BpPgSubscription) */
+  GPtrArray *subs;       /* (owned) (element-type BpSubscription) */
   GQueue     waiters;    /* (owned) (element-type GTask) */
   gboolean   listening;  /* the current connection has the LISTEN */
 } Channel;
@@ -190,7 +190,7 @@ bp_pg_listener_new (BpPgBackend *backend)
 
 /* Main context: a subscription ended (Close, owner gone, backend stop). */
 static void
-subscription_closed_cb (BpPgSubscription *sub,
+subscription_closed_cb (BpSubscription *sub,
                         BpPgListener     *self)
 {
   const char *name = g_object_get_data (G_OBJECT (sub), CHANNEL_KEY);
@@ -215,14 +215,14 @@ serve_waiter (BpPgListener *self,
   /* (transfer full) task */
   const char *owner = g_task_get_task_data (task);
   GError *error = NULL;
-  BpPgSubscription *sub;
+  BpSubscription *sub;
 
   if (g_task_return_error_if_cancelled (task))  /* the caller left */
     {
       g_object_unref (task);
       return;
     }
-  sub = bp_pg_subscription_new (self->host, owner, &error);
+  sub = bp_subscription_new (self->host, owner, NULL, &error);
   if (sub == NULL)
     {
       g_task_return_error (task, error);
@@ -298,7 +298,7 @@ notification_cb (BpPgConnection *conn,
   g_variant_builder_add (&builder, "{sv}", "pid", g_variant_new_int32 (pid));
   event = g_variant_ref_sink (g_variant_builder_end (&builder));
   for (guint i = 0; i < ch->subs->len; i++)
-    bp_pg_subscription_push (g_ptr_array_index (ch->subs, i), event);
+    bp_subscription_push (g_ptr_array_index (ch->subs, i), event);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -591,7 +591,7 @@ bp_pg_listener_subscribe_async (BpPgListener        *self,
  *
  * Returns: (transfer full): the exported subscription, or %NULL
  */
-BpPgSubscription *
+BpSubscription *
 bp_pg_listener_subscribe_finish (BpPgListener  *self,
                                  GAsyncResult  *result,
                                  GError       **error)
@@ -668,7 +668,7 @@ bp_pg_listener_close (BpPgListener *self)
         g_ptr_array_add (subs, g_object_ref (g_ptr_array_index (ch->subs, i)));
     }
   for (guint i = 0; i < subs->len; i++)
-    bp_pg_subscription_close (g_ptr_array_index (subs, i));
+    bp_subscription_close (g_ptr_array_index (subs, i));
   drop_connection (self);
   g_hash_table_remove_all (self->channels);
 }

@@ -7,7 +7,6 @@
 #include <backplane.h>
 
 #include "bp-pg-backend.h"
-#include "bp-pg-subscription.h"
 
 G_BEGIN_DECLS
 
@@ -22,7 +21,7 @@ void              bp_pg_listener_subscribe_async     (BpPgListener         *self
                                                       GCancellable         *cancellable,
                                                       GAsyncReadyCallback   callback,
                                                       gpointer              user_data);
-BpPgSubscription *bp_pg_listener_subscribe_finish    (BpPgListener         *self,
+BpSubscription *bp_pg_listener_subscribe_finish    (BpPgListener         *self,
                                                       GAsyncResult         *result,
                                                       GError              **error);
 guint             bp_pg_listener_get_n_subscriptions (BpPgListener         *self);

@@ -4,22 +4,18 @@
  *
  *  - create: a new connection (PQconnectStartParams …), bounded by its own
  *    connect timeout and by the pool's create-timeout-ms a second later;
- *  - validate, on every checkout: a connection watches its socket while
- *    idle, so one the server dropped (pg_terminate_backend, a restart) is
- *    already CLOSED and fails here without a round trip, and the waiter is
- *    served by another one or a new one; only a connection idle for
- *    BP_PG_POOL_PING_AFTER_IDLE_MS (where a silent network could have lost
- *    it) gets a `SELECT 1`;
+ *  - checkout: a connection watches its socket while idle, so one the
+ *    server dropped (pg_terminate_backend, a restart) is already CLOSED:
+ *    bp_pg_pool_acquire_async() checks that locally (no round trip) on
+ *    every checkout, gives a dead one back to be destroyed and acquires
+ *    again, so the caller is served by another connection or a new one;
+ *  - validate, on checkout after BP_PG_POOL_PING_AFTER_IDLE_MS idle (where
+ *    a silent network could have lost it): a `SELECT 1`;
  *  - reset, on release: only an idle connection outside a transaction is
  *    kept; one released inside a transaction (or after a failed statement
  *    left it INERROR, or mid-result) is destroyed, never handed to the next
  *    caller dirty;
  *  - destroy: PQfinish, which does not block on a non-blocking connection.
- *
- * BpPool skips the validation of a connection it has just created and not
- * handed out yet (the min refill): bp_pg_pool_acquire_async() checks the
- * connection it gets once more, locally, and gives a dead one back (to be
- * destroyed) and acquires again.
  *
  * Main context only.
  *
@@ -34,7 +30,6 @@ typedef struct
   BpPgConnectionFactory  factory;
   gpointer               user_data;
   GDestroyNotify         user_data_free;
-  BpClock               *clock;  /* (owned) */
 } PoolData;
 
 static void
@@ -42,7 +37,6 @@ pool_data_free (PoolData *data)
 {
   if (data->user_data_free != NULL)
     data->user_data_free (data->user_data);
-  g_clear_object (&data->clock);
   g_free (data);
 }
 
@@ -113,21 +107,14 @@ pool_validate_async (gpointer             user_data,
                      GAsyncReadyCallback  callback,
                      gpointer             callback_data)
 {
-  PoolData *data = user_data;
   BpPgConnection *conn = resource;
   g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, callback_data);
-  gint64 idle_us = bp_clock_get_time (data->clock) - bp_pg_connection_get_last_used (conn);
 
   g_task_set_source_tag (task, pool_validate_async);
   if (!is_clean (conn))
     {
       g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE,
                                "SQLSTATE 08003: the connection was closed while idle");
-      return;
-    }
-  if (idle_us < (gint64) BP_PG_POOL_PING_AFTER_IDLE_MS * 1000)
-    {
-      g_task_return_boolean (task, TRUE);
       return;
     }
   bp_pg_connection_query_async (conn, "SELECT 1", NULL, 0, 0, cancellable, pinged_cb,
@@ -200,7 +187,6 @@ bp_pg_pool_new (BpPgConnectionFactory      factory,
   data->factory = factory;
   data->user_data = user_data;
   data->user_data_free = user_data_free;
-  data->clock = g_object_ref (clock);
   return bp_pool_new (&pool_funcs, data, (GDestroyNotify) pool_data_free,
                       "clock", clock,
                       "min", clamp_uint (config->min),
@@ -210,7 +196,7 @@ bp_pg_pool_new (BpPgConnectionFactory      factory,
                       "idle-timeout-ms", clamp_uint (config->idle_timeout_ms),
                       "max-lifetime-ms", clamp_uint (config->max_lifetime_ms),
                       "max-uses", clamp_uint (config->max_uses),
-                      "validate-after-idle-ms", 0,
+                      "validate-after-idle-ms", BP_PG_POOL_PING_AFTER_IDLE_MS,
                       NULL);
 }
 

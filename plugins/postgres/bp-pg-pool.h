@@ -13,9 +13,9 @@ G_BEGIN_DECLS
 /**
  * BP_PG_POOL_PING_AFTER_IDLE_MS:
  *
- * An idle connection older than this gets a `SELECT 1` on checkout; a
- * younger one only its local state checked (a server that went away has
- * closed it already through its socket).
+ * A connection idle this long gets a `SELECT 1` on checkout; every checkout
+ * checks its local state (a server that went away has closed it already
+ * through its socket).
  */
 #define BP_PG_POOL_PING_AFTER_IDLE_MS 30000
 

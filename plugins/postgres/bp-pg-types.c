@@ -630,45 +630,16 @@ bp_pg_value_to_variant (Oid          type,
  * @str: UTF-8 text
  * @len: length of @str, or -1 if NUL-terminated
  *
- * Appends @str as a JSON string literal. Invalid UTF-8 is replaced.
+ * Appends @str as a JSON string literal: bp_frame_json_append_string_len(),
+ * so that rows and the stream's own lines escape alike. Invalid UTF-8 is
+ * replaced.
  */
 void
 bp_pg_json_append_string (GString    *out,
                           const char *str,
                           gssize      len)
 {
-  g_autofree char *valid = NULL;
-  gsize n = len < 0 ? strlen (str) : (gsize) len;
-
-  if (!g_utf8_validate_len (str, n, NULL))
-    {
-      valid = g_utf8_make_valid (str, n);
-      str = valid;
-      n = strlen (valid);
-    }
-
-  g_string_append_c (out, '"');
-  for (gsize i = 0; i < n; i++)
-    {
-      guchar c = (guchar) str[i];
-
-      switch (c)
-        {
-        case '"': g_string_append (out, "\\\""); break;
-        case '\\': g_string_append (out, "\\\\"); break;
-        case '\n': g_string_append (out, "\\n"); break;
-        case '\r': g_string_append (out, "\\r"); break;
-        case '\t': g_string_append (out, "\\t"); break;
-        case '\b': g_string_append (out, "\\b"); break;
-        case '\f': g_string_append (out, "\\f"); break;
-        default:
-          if (c < 0x20)
-            g_string_append_printf (out, "\\u%04x", c);
-          else
-            g_string_append_c (out, (char) c);
-        }
-    }
-  g_string_append_c (out, '"');
+  bp_frame_json_append_string_len (out, str, len);
 }
 
 static gboolean
@@ -852,7 +823,10 @@ bp_pg_json_append_value (GString     *out,
  *
  * Appends one CSV field with RFC 4180 quoting: a field holding a comma,
  * quote, CR or LF, or an empty string, is quoted and its quotes doubled;
- * NULL is an empty unquoted field.
+ * NULL is an empty unquoted field. This is exactly what PostgreSQL's
+ * `COPY … (FORMAT csv)` writes (it does not quote leading or trailing
+ * blanks, unlike bp_frame_csv_append_field()), so QueryToFd csv and CopyTo
+ * csv agree byte for byte.
  */
 void
 bp_pg_csv_append_field (GString    *out,

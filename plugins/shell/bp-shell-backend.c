@@ -21,13 +21,14 @@
  *   process-linger-ms         how long a Process object stays after exit (60000)
  *
  * Context: main context only. Process I/O is asynchronous on GSubprocess;
- * nothing here blocks.
+ * nothing here blocks. Nothing to start: the base class's start_async
+ * suffices (the daemon ignores SIGPIPE in main(), so a write to the stdin
+ * of a child that exited is EPIPE, not the end of the daemon).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
 
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -593,35 +594,6 @@ bp_shell_backend_configure (BpBackend        *backend,
 }
 
 static void
-bp_shell_backend_start_async (BpBackend           *backend,
-                              GCancellable        *cancellable,
-                              GAsyncReadyCallback  callback,
-                              gpointer             user_data)
-{
-  g_autoptr(GTask) task = g_task_new (backend, cancellable, callback, user_data);
-  struct sigaction old;
-
-  g_task_set_source_tag (task, bp_shell_backend_start_async);
-
-  /* Writing stdin to a child that exited raises SIGPIPE; the daemon must
-   * get EPIPE instead. Children get SIGPIPE back at its default. */
-  if (sigaction (SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
-    {
-      g_debug ("ignoring SIGPIPE in the daemon");
-      signal (SIGPIPE, SIG_IGN);
-    }
-  g_task_return_boolean (task, TRUE);
-}
-
-static gboolean
-bp_shell_backend_start_finish (BpBackend     *backend,
-                               GAsyncResult  *result,
-                               GError       **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-static void
 finish_stop (BpShellBackend *self)
 {
   g_autoptr(GTask) task = g_steal_pointer (&self->stop_task);
@@ -833,8 +805,6 @@ bp_shell_backend_class_init (BpShellBackendClass *klass)
   object_class->dispose = bp_shell_backend_dispose;
   object_class->finalize = bp_shell_backend_finalize;
   backend_class->configure = bp_shell_backend_configure;
-  backend_class->start_async = bp_shell_backend_start_async;
-  backend_class->start_finish = bp_shell_backend_start_finish;
   backend_class->stop_async = bp_shell_backend_stop_async;
   backend_class->stop_finish = bp_shell_backend_stop_finish;
   backend_class->check_health_async = bp_shell_backend_check_health_async;

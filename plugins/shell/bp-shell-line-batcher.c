@@ -9,7 +9,10 @@
  * bytes and NULs turn into U+FFFD) so they fit the D-Bus `s` type.
  *
  * Complete lines are queued in the order they were pushed, across streams,
- * and emitted as one `batch` signal holding an `a(us)` when
+ * straight into the serialized form of an `a(us)` (GVariant's format: each
+ * (stream, line) element 4-aligned, then the table of little-endian end
+ * offsets): one memcpy a line, no GVariant a line. They are emitted as one
+ * `batch` signal holding that `a(us)` when
  *   - max-lines are pending, or the next line would take the pending bytes
  *     over max-bytes (so a batch stays under max-bytes unless a single line
  *     is longer), or
@@ -31,12 +34,6 @@
 
 #define N_STREAMS 3 /* indexed by stream number; 0 is unused */
 
-typedef struct
-{
-  guint32  stream;
-  char    *line; /* (owned): valid UTF-8, no NUL */
-} PendingLine;
-
 struct _BpShellLineBatcher
 {
   GObject       parent_instance;
@@ -45,8 +42,9 @@ struct _BpShellLineBatcher
   GMainContext *context;        /* (owned) */
   GSource      *flush_source;   /* (owned) (nullable): armed only while lines are pending */
   GString      *partial[N_STREAMS]; /* (owned) (nullable): bytes after the last '\n' */
-  GArray       *pending;        /* (owned) (element-type PendingLine) */
-  gsize         pending_bytes;
+  GByteArray   *body;           /* (owned): serialized (us) elements of the pending lines */
+  GArray       *ends;           /* (owned) (element-type gsize): end offset of each element in @body */
+  gsize         pending_bytes;  /* line bytes pending (what max-bytes bounds) */
 
   gint64        flush_interval_us;
   gsize         max_bytes;
@@ -62,14 +60,6 @@ enum {
 };
 
 static guint signals[N_SIGNALS];
-
-static void
-pending_line_clear (gpointer data)
-{
-  PendingLine *pl = data;
-
-  g_clear_pointer (&pl->line, g_free);
-}
 
 static void
 bp_shell_line_batcher_dispose (GObject *object)
@@ -93,7 +83,8 @@ bp_shell_line_batcher_finalize (GObject *object)
   for (guint i = 0; i < N_STREAMS; i++)
     if (self->partial[i] != NULL)
       g_string_free (self->partial[i], TRUE);
-  g_clear_pointer (&self->pending, g_array_unref);
+  g_clear_pointer (&self->body, g_byte_array_unref);
+  g_clear_pointer (&self->ends, g_array_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_object (&self->clock);
 
@@ -126,8 +117,8 @@ bp_shell_line_batcher_class_init (BpShellLineBatcherClass *klass)
 static void
 bp_shell_line_batcher_init (BpShellLineBatcher *self)
 {
-  self->pending = g_array_new (FALSE, FALSE, sizeof (PendingLine));
-  g_array_set_clear_func (self->pending, pending_line_clear);
+  self->body = g_byte_array_new ();
+  self->ends = g_array_new (FALSE, FALSE, sizeof (gsize));
   self->flush_interval_us = BP_SHELL_DEFAULT_FLUSH_INTERVAL_US;
   self->max_lines = BP_SHELL_DEFAULT_BATCH_MAX_LINES;
   self->max_bytes = BP_SHELL_DEFAULT_BATCH_MAX_BYTES;
@@ -232,26 +223,51 @@ ensure_flush_timer (BpShellLineBatcher *self)
   g_source_attach (self->flush_source, self->context);
 }
 
+/* Appends one (stream, line) element to the serialized array: padding to
+ * the element alignment (4), the stream as a native-endian guint32, the
+ * line and its NUL. @line must be valid UTF-8 without NUL. */
+static void
+append_element (BpShellLineBatcher *self,
+                guint32             stream,
+                const char         *line,
+                gsize               len)
+{
+  static const guint8 zeros[3] = { 0, };
+  gsize end;
+
+  if (self->body->len % 4 != 0)
+    g_byte_array_append (self->body, zeros, 4 - self->body->len % 4);
+  g_byte_array_append (self->body, (const guint8 *) &stream, sizeof stream);
+  g_byte_array_append (self->body, (const guint8 *) line, len);
+  g_byte_array_append (self->body, zeros, 1);
+  end = self->body->len;
+  g_array_append_val (self->ends, end);
+}
+
 static void
 queue_line (BpShellLineBatcher *self,
             guint               stream,
             const char         *data,
             gsize               len)
 {
-  PendingLine pl;
-  gsize line_len;
+  g_autofree char *fixed = NULL;
 
-  pl.stream = stream;
-  pl.line = g_utf8_make_valid (data, len);
-  line_len = strlen (pl.line);
+  /* Common case: already valid UTF-8 (g_utf8_validate_len() also refuses
+   * NUL); otherwise invalid bytes and NULs become U+FFFD. */
+  if (!g_utf8_validate_len (data, len, NULL))
+    {
+      fixed = g_utf8_make_valid (data, len);
+      data = fixed;
+      len = strlen (fixed);
+    }
 
-  if (self->pending->len > 0 && self->pending_bytes + line_len > self->max_bytes)
+  if (self->ends->len > 0 && self->pending_bytes + len > self->max_bytes)
     bp_shell_line_batcher_flush (self);
 
-  g_array_append_val (self->pending, pl);
-  self->pending_bytes += line_len;
+  append_element (self, stream, data, len);
+  self->pending_bytes += len;
 
-  if (self->pending->len >= self->max_lines || self->pending_bytes >= self->max_bytes)
+  if (self->ends->len >= self->max_lines || self->pending_bytes >= self->max_bytes)
     bp_shell_line_batcher_flush (self);
   else
     ensure_flush_timer (self);
@@ -383,7 +399,8 @@ void
 bp_shell_line_batcher_flush (BpShellLineBatcher *self)
 {
   g_autoptr(GVariant) batch = NULL;
-  GVariantBuilder builder;
+  g_autoptr(GBytes) bytes = NULL;
+  gsize body_size, n, offset_size;
 
   g_return_if_fail (BP_IS_SHELL_LINE_BATCHER (self));
 
@@ -392,18 +409,34 @@ bp_shell_line_batcher_flush (BpShellLineBatcher *self)
       g_source_destroy (self->flush_source);
       g_clear_pointer (&self->flush_source, g_source_unref);
     }
-  if (self->pending->len == 0)
+  n = self->ends->len;
+  if (n == 0)
     return;
 
-  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(us)"));
-  for (guint i = 0; i < self->pending->len; i++)
+  /* The framing offsets after the elements: each as wide as the whole
+   * container needs (GVariant picks the smallest of 1, 2, 4, 8 bytes that
+   * can address it), little-endian. */
+  body_size = self->body->len;
+  if (body_size + n <= G_MAXUINT8)
+    offset_size = 1;
+  else if (body_size + 2 * n <= G_MAXUINT16)
+    offset_size = 2;
+  else if (body_size + 4 * n <= G_MAXUINT32)
+    offset_size = 4;
+  else
+    offset_size = 8;
+  for (gsize i = 0; i < n; i++)
     {
-      PendingLine *pl = &g_array_index (self->pending, PendingLine, i);
-      g_variant_builder_add (&builder, "(us)", pl->stream, pl->line);
+      guint64 le = GUINT64_TO_LE ((guint64) g_array_index (self->ends, gsize, i));
+
+      g_byte_array_append (self->body, (const guint8 *) &le, offset_size);
     }
-  batch = g_variant_ref_sink (g_variant_builder_end (&builder));
-  g_array_set_size (self->pending, 0);
+
+  bytes = g_byte_array_free_to_bytes (g_steal_pointer (&self->body));
+  self->body = g_byte_array_sized_new (MIN (body_size + n * offset_size, 64 * 1024));
+  g_array_set_size (self->ends, 0);
   self->pending_bytes = 0;
+  batch = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("a(us)"), bytes, TRUE));
 
   g_signal_emit (self, signals[SIGNAL_BATCH], 0, batch);
 }
@@ -419,5 +452,5 @@ bp_shell_line_batcher_get_n_pending (BpShellLineBatcher *self)
 {
   g_return_val_if_fail (BP_IS_SHELL_LINE_BATCHER (self), 0);
 
-  return self->pending->len;
+  return self->ends->len;
 }

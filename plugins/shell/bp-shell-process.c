@@ -40,8 +40,9 @@
  * last external reference never leaves a child behind unnoticed; call
  * bp_shell_process_close() to end it early.
  *
- * The daemon must ignore SIGPIPE (writing to a stdin whose reader exited
- * otherwise kills it); the child gets SIGPIPE back at its default.
+ * The process using this must ignore SIGPIPE (backplaned does in main()):
+ * writing to a stdin whose reader exited would otherwise kill it. The child
+ * gets SIGPIPE back at its default.
  *
  * Context: not thread-safe. Every callback and signal runs in the
  * thread-default main context of the thread that spawned the process, which
@@ -72,6 +73,21 @@
 #define READ_CHUNK       (64 * 1024)
 #define MIN_DRAIN_US     (1 * G_USEC_PER_SEC)
 
+/* Reads of streams that become Output lines share a budget per main-loop
+ * iteration. GLib dispatches the read of every readable pipe in the same
+ * iteration, so while N such streams are busy (their last read filled its
+ * buffer: the pipe had more) each read takes at most LINE_READ_BUDGET / N
+ * bytes (but at least LINE_READ_MIN). Fifty processes printing at full
+ * speed then cost the loop about as much per iteration as one does,
+ * instead of 50 × 64 KiB of lines at once. Captured (Run) output is only
+ * copied and keeps READ_CHUNK. */
+#define LINE_READ_BUDGET (16 * 1024)
+#define LINE_READ_MIN    512
+
+/* Line streams whose last read filled its buffer, all processes together;
+ * atomic, as processes may live in other threads' contexts. */
+static gint n_busy_line_streams;
+
 typedef struct
 {
   BpShellProcess *self;      /* (unowned): back pointer */
@@ -79,7 +95,9 @@ typedef struct
   GByteArray     *captured;  /* (owned) (nullable): run mode only */
   guint8         *buffer;    /* (owned) (nullable) */
   guint64         n_read;
+  GSource        *source;    /* (owned) (nullable): set while reading */
   guint           number;    /* 1 stdout, 2 stderr */
+  gboolean        busy;      /* counted in n_busy_line_streams */
 } OutputPipe;
 
 struct _BpShellProcess
@@ -212,6 +230,8 @@ bp_shell_process_finalize (GObject *object)
 
   for (guint i = 0; i < G_N_ELEMENTS (self->out); i++)
     {
+      if (self->out[i].busy)
+        g_atomic_int_add (&n_busy_line_streams, -1);
       g_clear_object (&self->out[i].stream);
       g_clear_pointer (&self->out[i].captured, g_byte_array_unref);
       g_clear_pointer (&self->out[i].buffer, g_free);
@@ -642,20 +662,33 @@ start_stdin (BpShellProcess *self)
 /* ------------------------------------------------------------------------ */
 /* stdout, stderr                                                           */
 
-static void output_read_cb (GObject      *object,
-                            GAsyncResult *result,
-                            gpointer      user_data);
+/* Each pipe is read through one pollable source for its whole life (not a
+ * GTask a read): one non-blocking read of at most one chunk a dispatch, so
+ * a pipe with more waiting is read again in the next iteration. The
+ * source holds a reference on the process until output_done(). */
 
 static void
-output_read_next (OutputPipe *op)
+set_busy (OutputPipe *op,
+          gboolean    busy)
+{
+  if (op->busy == busy)
+    return;
+  op->busy = busy;
+  g_atomic_int_add (&n_busy_line_streams, busy ? 1 : -1);
+}
+
+static gsize
+output_chunk (OutputPipe *op)
 {
   BpShellProcess *self = op->self;
   gsize remaining = self->max_output - MIN (op->n_read, (guint64) self->max_output);
-  /* One byte past the cap is enough to know it was exceeded. */
-  gsize count = remaining < READ_CHUNK ? remaining + 1 : READ_CHUNK;
+  gsize chunk = READ_CHUNK;
 
-  g_input_stream_read_async (op->stream, op->buffer, count, G_PRIORITY_DEFAULT,
-                             self->io_cancellable, output_read_cb, g_object_ref (self));
+  if (op->captured == NULL)
+    chunk = CLAMP (LINE_READ_BUDGET / (gsize) MAX (g_atomic_int_get (&n_busy_line_streams), 1),
+                   LINE_READ_MIN, READ_CHUNK);
+  /* One byte past the cap is enough to know it was exceeded. */
+  return remaining < chunk ? remaining + 1 : chunk;
 }
 
 static void
@@ -663,33 +696,42 @@ output_done (OutputPipe *op)
 {
   BpShellProcess *self = op->self;
 
+  clear_source (&op->source);
   (void) g_input_stream_close (op->stream, NULL, NULL);
   g_clear_object (&op->stream);
   g_clear_pointer (&op->buffer, g_free);
+  set_busy (op, FALSE);
   self->n_pending_io--;
   bp_shell_process_maybe_finish (self);
+  g_object_unref (self); /* taken in start_output() */
 }
 
-static void
-output_read_cb (GObject      *object,
-                GAsyncResult *result,
-                gpointer      user_data)
+static gboolean
+output_readable_cb (GObject  *stream,
+                    gpointer  user_data)
 {
-  g_autoptr(BpShellProcess) self = user_data; /* reference taken in output_read_next() */
+  OutputPipe *op = user_data;
+  g_autoptr(BpShellProcess) self = g_object_ref (op->self);
   g_autoptr(GError) error = NULL;
-  OutputPipe *op;
+  gsize count;
   gssize n;
 
-  op = G_INPUT_STREAM (object) == self->out[0].stream ? &self->out[0] : &self->out[1];
-  g_assert (op->stream == G_INPUT_STREAM (object));
+  if (g_cancellable_is_cancelled (self->io_cancellable))
+    {
+      output_done (op);
+      return G_SOURCE_REMOVE;
+    }
 
-  n = g_input_stream_read_finish (G_INPUT_STREAM (object), result, &error);
+  count = output_chunk (op);
+  n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (stream), op->buffer, count,
+                                                NULL, &error);
+  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return G_SOURCE_CONTINUE;
   if (n < 0)
     {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_debug ("pid %d: stream %u: %s", (int) self->pid, op->number, error->message);
+      g_debug ("pid %d: stream %u: %s", (int) self->pid, op->number, error->message);
       output_done (op);
-      return;
+      return G_SOURCE_REMOVE;
     }
 
   if (n == 0)
@@ -697,10 +739,12 @@ output_read_cb (GObject      *object,
       if (self->batcher != NULL && !self->closed)
         bp_shell_line_batcher_end_stream (self->batcher, op->number);
       output_done (op);
-      return;
+      return G_SOURCE_REMOVE;
     }
 
   op->n_read += n;
+  if (op->captured == NULL)
+    set_busy (op, (gsize) n == count);
   if (op->n_read > self->max_output)
     {
       set_error_once (self, g_error_new (BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
@@ -709,15 +753,14 @@ output_read_cb (GObject      *object,
       if (!self->reaped)
         signal_group (self, SIGKILL);
       output_done (op);
-      return;
+      return G_SOURCE_REMOVE;
     }
 
   if (op->captured != NULL)
     g_byte_array_append (op->captured, op->buffer, n);
   else if (self->batcher != NULL && !self->closed)
     bp_shell_line_batcher_push (self->batcher, op->number, op->buffer, n);
-
-  output_read_next (op);
+  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -735,7 +778,11 @@ start_output (BpShellProcess *self,
   if (capture_bytes)
     op->captured = g_byte_array_new ();
   self->n_pending_io++;
-  output_read_next (op);
+  g_object_ref (self); /* dropped in output_done() */
+  /* The cancellable makes the source dispatch once cancelled. */
+  op->source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (pipe), self->io_cancellable);
+  g_source_set_callback (op->source, G_SOURCE_FUNC (output_readable_cb), op, NULL);
+  g_source_attach (op->source, self->context);
 }
 
 static void

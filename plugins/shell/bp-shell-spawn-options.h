@@ -49,8 +49,8 @@ typedef struct
 #define BP_SHELL_DEFAULT_KILL_GRACE_MS   2000
 #define BP_SHELL_DEFAULT_MAX_LINE_BYTES  (64 * 1024)
 #define BP_SHELL_DEFAULT_FLUSH_INTERVAL_US (100 * G_TIME_SPAN_MILLISECOND)
-#define BP_SHELL_DEFAULT_BATCH_MAX_LINES 1024
-#define BP_SHELL_DEFAULT_BATCH_MAX_BYTES (64 * 1024)
+#define BP_SHELL_DEFAULT_BATCH_MAX_LINES 512
+#define BP_SHELL_DEFAULT_BATCH_MAX_BYTES (32 * 1024)
 
 void                 bp_shell_limits_init                     (BpShellLimits             *limits);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bp-shell-line-batcher.h"
+#include "bp-shell-spawn-options.h"
 
 typedef struct
 {
@@ -340,7 +341,7 @@ test_big_input (Fixture       *f,
       const char *line;
       guint32 stream;
 
-      g_assert_cmpuint (g_variant_n_children (batch), <=, 1024);
+      g_assert_cmpuint (g_variant_n_children (batch), <=, BP_SHELL_DEFAULT_BATCH_MAX_LINES);
       g_variant_iter_init (&iter, batch);
       while (g_variant_iter_next (&iter, "(u&s)", &stream, &line))
         {
@@ -348,9 +349,54 @@ test_big_input (Fixture       *f,
           g_assert_cmpstr (line, ==, expected);
           bytes += strlen (line);
         }
-      g_assert_cmpuint (bytes, <=, 64 * 1024);
+      g_assert_cmpuint (bytes, <=, BP_SHELL_DEFAULT_BATCH_MAX_BYTES);
     }
   g_assert_cmpuint (n_lines, ==, 20000);
+}
+
+/* The batcher writes GVariant's serialized form itself: it must be exactly
+ * what GVariantBuilder makes, for every framing-offset width (containers
+ * under 256 bytes, under 64 KiB, and larger) and odd line lengths
+ * (padding). */
+static void
+test_serialized_form (Fixture       *f,
+                      gconstpointer  data)
+{
+  const guint n_lines[] = { 1, 2, 7, 20, 21, 60, 500, 2000, 3000 };
+  GRand *rand = g_rand_new_with_seed (42);
+
+  bp_shell_line_batcher_set_max_batch (f->batcher, 100000, 16 * 1024 * 1024);
+  for (guint c = 0; c < G_N_ELEMENTS (n_lines); c++)
+    {
+      g_autoptr(GString) input = g_string_new (NULL);
+      g_autoptr(GVariant) expected = NULL;
+      GVariant *got;
+      GVariantBuilder builder;
+
+      g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(us)"));
+      for (guint i = 0; i < n_lines[c]; i++)
+        {
+          guint stream = g_rand_int_range (rand, 1, 3);
+          guint len = g_rand_int_range (rand, 0, 40);
+          g_autofree char *line = g_strnfill (len, 'a' + i % 26);
+
+          /* Streams alternate in runs, as a process' output would. */
+          push (f, stream, line);
+          push (f, stream, "\n");
+          g_variant_builder_add (&builder, "(us)", stream, line);
+        }
+      bp_shell_line_batcher_flush (f->batcher);
+      expected = g_variant_ref_sink (g_variant_builder_end (&builder));
+
+      g_assert_cmpuint (f->batches->len, ==, c + 1);
+      got = g_ptr_array_index (f->batches, c);
+      g_test_message ("%u lines: %" G_GSIZE_FORMAT " bytes", n_lines[c], g_variant_get_size (got));
+      g_assert_true (g_variant_is_normal_form (got));
+      g_assert_true (g_variant_equal (got, expected));
+      g_assert_cmpmem (g_variant_get_data (got), g_variant_get_size (got),
+                       g_variant_get_data (expected), g_variant_get_size (expected));
+    }
+  g_rand_free (rand);
 }
 
 int
@@ -374,6 +420,7 @@ main (int   argc,
   ADD ("/shell/line-batcher/order-across-streams", test_order_across_streams);
   ADD ("/shell/line-batcher/dispose-disarms", test_dispose_disarms);
   ADD ("/shell/line-batcher/big-input", test_big_input);
+  ADD ("/shell/line-batcher/serialized-form", test_serialized_form);
 
 #undef ADD
 

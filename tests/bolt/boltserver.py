@@ -53,7 +53,9 @@ Options
                          this server's own address in every role.
   --routing-table JSON   {"ttl":300,"routers":[..],"writers":[..],"readers":[..]};
                          addresses "127.0.0.1:PORT"; missing or empty lists default
-                         to this server's own address (implies --router)
+                         to this server's own address (implies --router).  A JSON
+                         list of such objects: the Nth ROUTE request gets the Nth
+                         table, the last one repeats (a cluster whose leader moves)
   --role single|reader|writer|router   reader: writes fail with
                          Neo.ClientError.Cluster.NotALeader
   --script FILE.json     scripted answers (see below), checked before the built-ins
@@ -832,7 +834,10 @@ class Server:
             self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ssl_ctx.load_cert_chain(args.tls_cert, args.tls_key)
         self.port = None
-        self.routing = json.loads(args.routing_table) if args.routing_table else {}
+        # one table, or a list: the Nth ROUTE request gets the Nth (the last repeats)
+        tables = json.loads(args.routing_table) if args.routing_table else {}
+        self.routing_tables = tables if isinstance(tables, list) and tables else [tables or {}]
+        self.routes_served = 0
 
     def _versions(self):
         a = self.args
@@ -1381,7 +1386,10 @@ class Connection:
         else:
             db_name = extra
         db = self.database(db_name)
-        rt = self.server.routing
+        srv = self.server
+        with srv.lock:
+            rt = srv.routing_tables[min(srv.routes_served, len(srv.routing_tables) - 1)]
+            srv.routes_served += 1
         me = [self.server.self_address()]
         servers = [{"addresses": list(rt.get("routers") or me), "role": "ROUTE"},
                    {"addresses": list(rt.get("readers") or me), "role": "READ"},
@@ -1510,11 +1518,14 @@ class Connection:
             self.sent_count += step
         else:
             c = WireCtx(self.version >= (5, 0), self.utc)
+            single = res.int_single
             while n < 0 or sent < n:
                 v = res.next()
                 if v is _NOTHING:
                     break
-                self.send(RECORD, [wire(v, c)])
+                # int_single results yield bare integers: a RECORD's data is
+                # always a List, here of one field
+                self.send(RECORD, [wire([v] if single else v, c)])
                 sent += 1
                 if (sent & 1023) == 0:
                     self.poll_interrupt()

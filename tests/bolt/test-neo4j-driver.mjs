@@ -404,6 +404,32 @@ test('neo4j:// routing: writes go to the writer, reads to the reader', async () 
     e => e.code === 'Neo.ClientError.Cluster.NotALeader')
 })
 
+test('neo4j:// leader moved: executeWrite meets NotALeader, refreshes the table, commits on the leader', async () => {
+  const follower = await startServer(['--role', 'reader'])
+  const leader = await startServer(['--role', 'writer'])
+  // the router's first table still names the old leader; later ones the new one
+  const tables = [{ ttl: 300, writers: [follower.address] }, { ttl: 300, writers: [leader.address] }]
+  const router = await startServer(['--role', 'router', '--routing-table', JSON.stringify(tables)])
+  const d = driverFor(`neo4j://${router.address}`)
+  const session = d.session({ defaultAccessMode: neo4j.session.WRITE })
+  let attempts = 0
+  try {
+    await session.executeWrite(async tx => {
+      attempts++
+      await tx.run('CREATE (n:Led {v: 1})')
+    })
+  } finally {
+    await session.close()
+  }
+  assert.equal(attempts, 2, 'one attempt on the follower, one on the leader')
+  const failures = follower.entries().filter(e => e.msg === 'FAILURE')
+  assert.equal(failures.length, 1)
+  assert.equal(failures[0].fields[0].neo4j_code, 'Neo.ClientError.Cluster.NotALeader')
+  assert.equal(messages(follower, 'COMMIT').length, 0)
+  assert.equal(messages(leader, 'COMMIT').length, 1)
+  assert.ok(messages(router, 'ROUTE').length >= 2, 'the driver fetched the table again')
+})
+
 test('memgraph mode negotiates Bolt 5.2 and answers {code, message} failures', async () => {
   const srv = await startServer(['--mode', 'memgraph'])
   const d = driverFor(`bolt://${srv.address}`, neo4j.auth.basic('', ''))

@@ -583,6 +583,41 @@ class ModeTests(unittest.TestCase):
         self.assertTrue(all(n <= 4 for n in c.chunk_sizes))
         self.assertGreaterEqual(c.noops, 3)
 
+    def test_unwind_range_records_are_lists(self):
+        # the streamed integer fast path is off with these options: each
+        # RECORD must still carry a List of one field, not a bare integer
+        for opts in (("--noop-every", "1"), ("--log-records",), ("--noop-every", "3", "--log-records")):
+            s = self.start(*opts)
+            c = connect(s.port)
+            self.addCleanup(c.close)
+            c.hello()
+            rows, summary = self.query(c, "UNWIND range(1, 5) AS i RETURN i")
+            self.assertEqual(rows, [{"i": i} for i in range(1, 6)], opts)
+            c.send(RUN, "UNWIND range(7, 8) AS i RETURN i AS j", {}, {})
+            c.expect(SUCCESS)
+            c.send(PULL, {"n": -1})
+            self.assertEqual(c.expect(RECORD), [7])
+            self.assertEqual(c.expect(RECORD), [8])
+            c.expect(SUCCESS)
+            if "--log-records" in opts:
+                recs = [e for e in s.entries() if e.get("msg") == "RECORD"]
+                self.assertEqual(recs[0]["fields"], [[1]])
+
+    def test_routing_table_sequence(self):
+        tables = [{"ttl": 60, "writers": ["127.0.0.1:1"]}, {"ttl": 60, "writers": ["127.0.0.1:2"]}]
+        s = self.start("--routing-table", json.dumps(tables))
+        c = connect(s.port)
+        self.addCleanup(c.close)
+        c.hello()
+        seen = []
+        for _ in range(3):
+            c.send(ROUTE, {}, [], {"db": None})
+            rt = c.expect(SUCCESS)["rt"]
+            seen.append([x["addresses"] for x in rt["servers"] if x["role"] == "WRITE"][0])
+            self.assertEqual([x["addresses"] for x in rt["servers"] if x["role"] == "READ"][0],
+                             ["127.0.0.1:%d" % s.port])
+        self.assertEqual(seen, [["127.0.0.1:1"], ["127.0.0.1:2"], ["127.0.0.1:2"]])
+
     def test_script(self):
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump([

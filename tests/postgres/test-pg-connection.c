@@ -819,8 +819,98 @@ test_pipeline (void)
     g_assert_no_error (error);
     g_assert_cmpuint (g_variant_n_children (affected), ==, 1000);
   }
+
+  /* Batches larger than one dispatch's chunk: a bad parameter far in still
+   * stops it before anything is sent … */
+  g_clear_pointer (&affected, g_variant_unref);
+  g_clear_pointer (&count, g_free);
+  {
+    g_autoptr(GString) many = g_string_new ("[");
+
+    for (guint i = 0; i < 1000; i++)
+      g_string_append_printf (many, "%s('INSERT INTO pipe VALUES ($1)', [<%s>])",
+                              i > 0 ? ", " : "", i == 700 ? "{'not': <'a value'>}" : "5000");
+    g_string_append (many, "]");
+    affected = run_execute (conn, many->str, BP_PG_PIPELINE_FLAGS_SYNC_EACH, &failed, &error);
+    g_assert_null (affected);
+    g_assert_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT);
+    g_assert_true (g_str_has_prefix (error->message, "statements[700]."));
+    g_assert_cmpint (failed, ==, 700);
+    g_clear_error (&error);
+    count = query_value (conn, "SELECT count(*) FROM pipe WHERE id = 5000");
+    g_assert_cmpstr (count, ==, "0");
+  }
+  /* … and a statement failing far in aborts the rest up to the one sync;
+   * the connection is usable afterwards. */
+  g_clear_pointer (&count, g_free);
+  {
+    g_autoptr(GString) many = g_string_new ("[");
+
+    for (guint i = 0; i < 1000; i++)
+      g_string_append_printf (many, "%s('INSERT INTO pipe VALUES ($1)', [<%u>])",
+                              i > 0 ? ", " : "", i == 600 ? 1 : 6000 + i);
+    g_string_append (many, "]");
+    affected = run_execute (conn, many->str, BP_PG_PIPELINE_FLAGS_NONE, &failed, &error);
+    g_assert_null (affected);
+    g_assert_error (error, BP_ERROR, BP_ERROR_BACKEND);
+    g_assert_cmpint (failed, ==, 600);
+    g_assert_true (g_str_has_prefix (error->message, "statement 600: SQLSTATE 23505: "));
+    g_clear_error (&error);
+    count = query_value (conn, "SELECT count(*) FROM pipe WHERE id >= 6000");
+    g_assert_cmpstr (count, ==, "0");
+    assert_usable (conn);
+  }
   g_assert_true (run_query (conn, "DROP TABLE pipe", NULL, NULL, NULL, &error));
   g_assert_no_error (error);
+}
+
+/* A pipeline cancelled part way (its timeout) leaves the connection idle
+ * and usable. */
+static void
+test_pipeline_timeout (void)
+{
+  g_autoptr(BpPgConnection) conn = connect_socket ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) affected = NULL;
+  g_autoptr(GString) many = g_string_new ("[");
+  g_autoptr(GVariant) v = NULL;
+  GAsyncResult *slot = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  int failed;
+
+  for (guint i = 0; i < 2000; i++)
+    g_string_append_printf (many, "%s('SELECT pg_sleep(0.005)', @av [])", i > 0 ? ", " : "");
+  g_string_append (many, "]");
+  v = g_variant_ref_sink (g_variant_parse (G_VARIANT_TYPE ("a(sav)"), many->str, NULL, NULL, NULL));
+  bp_pg_connection_execute_async (conn, v, BP_PG_PIPELINE_FLAGS_NONE, 200, NULL, store_result_cb, &slot);
+  result = wait_result (&slot);
+  affected = bp_pg_connection_execute_finish (conn, result, &failed, &error);
+  g_assert_null (affected);
+  g_assert_error (error, BP_ERROR, BP_ERROR_TIMEOUT);
+  g_assert_cmpint (bp_pg_connection_get_state (conn), ==, BP_PG_CONNECTION_STATE_IDLE);
+  assert_usable (conn);
+
+  /* Cancelled while still converting and sending (the batch goes out over
+   * several dispatches): after 0, 5, 20 and 30 of them. */
+  for (guint k = 0; k < 4; k++)
+    {
+      const guint spins[] = { 0, 5, 20, 30 };
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+
+      g_clear_pointer (&affected, g_variant_unref);
+      g_clear_object (&result);
+      g_clear_error (&error);
+      bp_pg_connection_execute_async (conn, v, BP_PG_PIPELINE_FLAGS_NONE, 0, cancellable, store_result_cb, &slot);
+      for (guint i = 0; i < spins[k] && slot == NULL; i++)
+        g_main_context_iteration (NULL, FALSE);
+      g_cancellable_cancel (cancellable);
+      result = wait_result (&slot);
+      affected = bp_pg_connection_execute_finish (conn, result, &failed, &error);
+      g_assert_null (affected);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_assert_cmpint (bp_pg_connection_get_state (conn), ==, BP_PG_CONNECTION_STATE_IDLE);
+      assert_usable (conn);
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1081,6 +1171,7 @@ main (int   argc,
   g_test_add_func ("/pg-connection/cancel/pg-sleep", test_cancel);
   g_test_add_func ("/pg-connection/cancel/timeout", test_query_timeout);
   g_test_add_func ("/pg-connection/pipeline", test_pipeline);
+  g_test_add_func ("/pg-connection/pipeline/timeout", test_pipeline_timeout);
   g_test_add_func ("/pg-connection/copy/round-trip", test_copy_round_trip);
   g_test_add_func ("/pg-connection/listen-notify", test_listen_notify);
   g_test_add_func ("/pg-connection/dead/idle-killed", test_idle_killed);

@@ -461,7 +461,7 @@ test_idle_killed (void)
   item = acquire_ok (pool);
   g_assert_cmpint (pid_of (item), !=, pid);
   run_ok (conn_of (item), "SELECT 1");
-  g_assert_cmpuint (stat_u (pool, "validation-failures"), ==, 1);
+  g_assert_cmpuint (stat_u (pool, "destroyed"), ==, 1);
   g_assert_cmpuint (stat_u (pool, "size"), ==, 1);
   bp_pg_pool_release (pool, item);
   close_pool (pool);

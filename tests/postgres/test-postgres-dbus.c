@@ -273,6 +273,46 @@ test_query_to_fd_reader_gone (void)
   g_assert_no_error (error);
 }
 
+static gint64 count_value (const char *sql);
+
+static gboolean
+no_sleeper (gpointer data)
+{
+  return count_value ("SELECT count(*) AS n FROM pg_stat_activity "
+                      "WHERE application_name = 'backplaned/db' AND state = 'active' "
+                      "AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()") == 0;
+}
+
+/* The reader leaves while the server works on the next row: the daemon
+ * notices from the fd alone and cancels the statement. */
+static void
+test_query_to_fd_reader_gone_idle (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  char buf[4096];
+  ssize_t n;
+  int fds[2];
+
+  g_assert_true (g_unix_open_pipe (fds, FD_CLOEXEC, NULL));
+  reply = call_with_fd (SQL_IFACE ".QueryToFd",
+                        g_variant_new_parsed ("(\"SELECT g, repeat('x', 100) AS pad, "
+                                              "CASE WHEN g = 1000 THEN pg_sleep(30) END AS s "
+                                              "FROM generate_series(1, 1000) g\", @av [], @h 0, @a{sv} {})"),
+                        fds[1], "(a(ss))", &error);
+  close (fds[1]);
+  g_assert_no_error (error);
+  /* The header and rows (enough to leave the server's send buffer), then
+   * nothing for 30 s. */
+  n = read (fds[0], buf, sizeof buf - 1);
+  g_assert_cmpint (n, >, 0);
+  buf[n] = '\0';
+  g_assert_true (g_str_has_prefix (buf, "{\"columns\":"));
+  g_assert_false (no_sleeper (NULL));
+  close (fds[0]);
+  g_assert_true (bp_test_wait_until (no_sleeper, NULL, 10000));
+}
+
 static void
 test_copy (void)
 {
@@ -910,6 +950,7 @@ main (int   argc,
   g_test_add_func ("/postgres-dbus/execute", test_execute);
   g_test_add_func ("/postgres-dbus/query-to-fd", test_query_to_fd);
   g_test_add_func ("/postgres-dbus/query-to-fd/reader-gone", test_query_to_fd_reader_gone);
+  g_test_add_func ("/postgres-dbus/query-to-fd/reader-gone-idle", test_query_to_fd_reader_gone_idle);
   g_test_add_func ("/postgres-dbus/copy", test_copy);
   g_test_add_func ("/postgres-dbus/transaction", test_transaction);
   g_test_add_func ("/postgres-dbus/listen", test_listen);
