@@ -8,6 +8,16 @@
  * upserts and deletes by id are idempotent and retried; collection and
  * snapshot creation and the fd streams are not.
  *
+ * Dead letters: Upsert and Delete by ids with the `dead-letter` option
+ * that still fail when the retries are over (for a reason that is not the
+ * caller's: a retryable, fatal or ambiguous failure, the breaker open) are
+ * stored in the daemon's dead-letter queue as `Vectors.Upsert`
+ * `(s collection, a(sads) points, b wait)` or `Vectors.Delete`
+ * `(s collection, as ids, b wait)`, keyed by the `idempotency-key` option or
+ * by a hash of the operation; the caller still gets the error, naming the
+ * entry. replay_async() sends a replayed entry once (the base class wraps
+ * it in the breaker and the retry budget).
+ *
  * Streams: UpsertFromFd reads the caller's fd through a non-blocking
  * GUnixInputStream in bounded batches; ScrollToFd writes a header line,
  * the points and an end (or error) line to a non-blocking
@@ -20,7 +30,6 @@
  */
 #include "config.h"
 
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -45,7 +54,6 @@ struct _BpQdrantBackend
 
   BpDBusVectors  *iface;            /* (owned) */
   BpQdrantClient *client;           /* (owned) (nullable) until configured */
-  BpRetry        *retry;            /* (owned) */
   BpQdrantLimits  limits;
   guint           compatibility;
   char           *version_warning;  /* (owned) (nullable) why the server is degraded */
@@ -55,21 +63,14 @@ G_DEFINE_FINAL_TYPE (BpQdrantBackend, bp_qdrant_backend, BP_TYPE_BACKEND)
 
 /* ------------------------------------------------------------ failures */
 
-/**
- * bp_qdrant_classify_failure:
- * @error: an error of a Qdrant call
- * @user_data: unused
- *
- * For the breaker and the retry policy: unreachable, timed out, 429 and
- * 502/503/504 are retryable; a 5xx or a malformed answer is the server's
- * fault (fatal); the server refusing our input (other 4xx) and anything
- * the client refused before sending is not the backend's fault (ignore).
- *
- * Returns: the kind of failure
- */
-BpFailureKind
-bp_qdrant_classify_failure (const GError *error,
-                            gpointer      user_data)
+/* BpBackendClass.classify_error, for the breaker, the retry policy and
+ * the dead-letter decision: unreachable, timed out, 429 and 502/503/504 are
+ * retryable; a 5xx or a malformed answer is the server's fault (fatal); the
+ * server refusing our input (other 4xx) and anything the client refused
+ * before sending is not the backend's fault (ignore). */
+static BpFailureKind
+bp_qdrant_backend_classify_error (BpBackend    *backend,
+                                  const GError *error)
 {
   if (error->domain == BP_ERROR && error->code == BP_ERROR_BACKEND)
     {
@@ -129,6 +130,12 @@ struct _Op
   GSource         *hup;           /* (owned) (nullable) */
   GBytes          *line;          /* (owned) (nullable) being written */
   guint64          count;
+
+  /* dead letters (the `dead-letter` option) */
+  const char      *dl_operation;  /* (nullable) Vectors.Upsert / Vectors.Delete */
+  GVariant        *dl_payload;    /* (owned) (nullable) what a replay needs */
+  char            *dl_key;        /* (owned) (nullable) the idempotency key */
+  GError          *error;         /* (owned) (nullable) while dead-lettering */
 };
 
 static void
@@ -162,6 +169,9 @@ op_free (Op *op)
   if (op->fd >= 0 && op->input == NULL && op->output == NULL)
     close (op->fd);
   g_clear_pointer (&op->line, g_bytes_unref);
+  g_clear_pointer (&op->dl_payload, g_variant_unref);
+  g_free (op->dl_key);
+  g_clear_error (&op->error);
   g_free (op);
 }
 
@@ -361,6 +371,45 @@ note_outcome (BpQdrantBackend *self,
     bp_backend_set_state (backend, BP_BACKEND_STATE_UNAVAILABLE, error->message);
 }
 
+/* Main context: the failed operation is in the dead-letter queue (or
+ * could not be put there); the caller gets the original error either way. */
+static void
+op_dead_lettered_cb (GObject      *object,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  Op *op = user_data;
+  g_autoptr(GError) original = bp_error_normalize (op->error);
+  g_autoptr(GError) dl_error = NULL;
+  g_autoptr(GError) error = NULL;
+  guint64 id = 0;
+
+  if (bp_backend_dead_letter_finish (BP_BACKEND (object), result, &id, &dl_error))
+    error = g_error_new (BP_ERROR, original->code, "%s (dead-lettered as entry %" G_GUINT64_FORMAT ")",
+                         original->message, id);
+  else
+    error = g_error_new (BP_ERROR, original->code, "%s (not dead-lettered: %s)",
+                         original->message, dl_error->message);
+  bp_call_return_error (op->call, error);
+  op_free (op);
+}
+
+/* Whether a failed operation goes to the dead-letter queue: only when the
+ * caller asked, and not for a failure of the caller's own making (invalid
+ * input, a missing collection, a refused key) nor a cancellation. */
+static gboolean
+op_should_dead_letter (Op           *op,
+                       const GError *error)
+{
+  if (op->dl_payload == NULL || op->call == NULL)
+    return FALSE;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
+      g_error_matches (error, BP_ERROR, BP_ERROR_CANCELLED) ||
+      g_cancellable_is_cancelled (op->cancellable))
+    return FALSE;
+  return bp_backend_classify_error (BP_BACKEND (op->self), error) != BP_FAILURE_IGNORE;
+}
+
 /* Main context: all attempts are over. */
 static void
 op_done_cb (GObject      *object,
@@ -370,10 +419,20 @@ op_done_cb (GObject      *object,
   Op *op = user_data;
   g_autoptr(GError) error = NULL;
   GVariant *reply = NULL;
+  guint attempts = 0;
 
-  bp_retry_run_finish (BP_RETRY (object), result, (gpointer *) &reply, NULL, &error);
+  bp_retry_run_finish (BP_RETRY (object), result, (gpointer *) &reply, &attempts, &error);
   note_outcome (op->self, op->started_us, error);
 
+  if (reply == NULL && op_should_dead_letter (op, error))
+    {
+      op->error = g_steal_pointer (&error);
+      /* Not cancellable: the caller waits for this answer. */
+      bp_backend_dead_letter_async (BP_BACKEND (op->self), op->dl_operation,
+                                    op->dl_payload, op->dl_key, op->error,
+                                    attempts, NULL, op_dead_lettered_cb, op);
+      return;
+    }
   if (op->task != NULL)
     {
       if (reply == NULL)
@@ -392,8 +451,8 @@ static void
 op_run (Op *op)
 {
   op->started_us = bp_clock_get_time (bp_backend_get_clock (BP_BACKEND (op->self)));
-  bp_retry_run_async (op->self->retry, &qdrant_operation, op, NULL, op->idempotency,
-                      op->cancellable, op_done_cb, op);
+  bp_retry_run_async (bp_backend_get_retry (BP_BACKEND (op->self)), &qdrant_operation, op, NULL,
+                      op->idempotency, op->cancellable, op_done_cb, op);
 }
 
 /* (transfer full) @op and @error; answers and frees. */
@@ -481,6 +540,66 @@ option_uint (GVariant   *options,
 
   g_variant_lookup (options, key, "u", &v);
   return v;
+}
+
+#define MAX_IDEMPOTENCY_KEY_BYTES 256
+
+/* The `dead-letter` option was given: keep @payload (floating or not) for
+ * the dead-letter queue under the `idempotency-key` option, or under a hash
+ * of the backend, the operation and the payload, so that the same failed
+ * write is queued once however often it is sent. */
+static gboolean
+op_keep_for_dead_letter (Op          *op,
+                         GVariant    *options,
+                         const char  *operation,
+                         GVariant    *payload,
+                         GError     **error)
+{
+  g_autoptr(GVariant) owned = g_variant_ref_sink (payload);
+  g_autofree char *key = option_string (options, "idempotency-key");
+
+  if (key != NULL && (key[0] == '\0' || strlen (key) > MAX_IDEMPOTENCY_KEY_BYTES))
+    {
+      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                   "idempotency-key: must be 1 to %d bytes long", MAX_IDEMPOTENCY_KEY_BYTES);
+      return FALSE;
+    }
+  if (key == NULL)
+    {
+      g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+      const char *backend = bp_backend_get_name (BP_BACKEND (op->self));
+
+      g_checksum_update (sum, (const guchar *) backend, (gssize) strlen (backend) + 1);
+      g_checksum_update (sum, (const guchar *) operation, (gssize) strlen (operation) + 1);
+      g_checksum_update (sum, g_variant_get_data (owned), (gssize) g_variant_get_size (owned));
+      key = g_strconcat (operation, ":sha256:", g_checksum_get_string (sum), NULL);
+    }
+  op->dl_operation = operation;
+  op->dl_payload = g_steal_pointer (&owned);
+  op->dl_key = g_steal_pointer (&key);
+  return TRUE;
+}
+
+/* (element-type BpQdrantPoint) the points of an `a(sads)` */
+static GPtrArray *
+points_from_variant (GVariant *points)
+{
+  GPtrArray *out = g_ptr_array_new_full ((guint) g_variant_n_children (points),
+                                         (GDestroyNotify) bp_qdrant_point_free);
+  GVariantIter iter;
+  const char *id, *payload;
+  GVariant *vector;
+
+  g_variant_iter_init (&iter, points);
+  while (g_variant_iter_next (&iter, "(&s@ad&s)", &id, &vector, &payload))
+    {
+      gsize dims = 0;
+      const double *values = g_variant_get_fixed_array (vector, &dims, sizeof (double));
+
+      g_ptr_array_add (out, bp_qdrant_point_new (id, values, dims, payload));
+      g_variant_unref (vector);
+    }
+  return out;
 }
 
 static const OptionSpec query_options[] = {
@@ -718,7 +837,12 @@ upsert_finish (Op *op, GAsyncResult *result, GError **error)
   return g_variant_ref_sink (g_variant_new ("(s)", status));
 }
 
-static const OptionSpec wait_options[] = { { "wait", "b" }, { NULL, NULL } };
+static const OptionSpec upsert_options[] = {
+  { "wait", "b" },
+  { "dead-letter", "b" },
+  { "idempotency-key", "s" },
+  { NULL, NULL },
+};
 
 static gboolean
 handle_upsert (BpDBusVectors         *iface,
@@ -733,11 +857,8 @@ handle_upsert (BpDBusVectors         *iface,
   Op *op = op_new (self, call, upsert_start, upsert_finish, BP_IDEMPOTENCY_IDEMPOTENT);
   GError *error = NULL;
   gsize n = g_variant_n_children (points);
-  GVariantIter iter;
-  const char *id, *payload;
-  GVariant *vector;
 
-  if (!options_check (options, wait_options, "", &error))
+  if (!options_check (options, upsert_options, "", &error))
     return op_reject (op, error);
   /* Bound before copying anything. */
   if (n > self->limits.max_batch_points)
@@ -746,16 +867,13 @@ handle_upsert (BpDBusVectors         *iface,
                                        "max-batch-points (%u)", n, self->limits.max_batch_points));
   op->collection = g_strdup (collection);
   op->wait = option_bool (options, "wait", TRUE);
-  op->points = g_ptr_array_new_full ((guint) n, (GDestroyNotify) bp_qdrant_point_free);
-  g_variant_iter_init (&iter, points);
-  while (g_variant_iter_next (&iter, "(&s@ad&s)", &id, &vector, &payload))
-    {
-      gsize dims = 0;
-      const double *values = g_variant_get_fixed_array (vector, &dims, sizeof (double));
-
-      g_ptr_array_add (op->points, bp_qdrant_point_new (id, values, dims, payload));
-      g_variant_unref (vector);
-    }
+  /* Every point carries its id, so a repeat is harmless: retried, and
+   * dead-lettered when asked. */
+  if (option_bool (options, "dead-letter", FALSE) &&
+      !op_keep_for_dead_letter (op, options, "Vectors.Upsert",
+                                g_variant_new ("(s@a(sads)b)", collection, points, op->wait), &error))
+    return op_reject (op, error);
+  op->points = points_from_variant (points);
   op_run (op);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -842,6 +960,8 @@ delete_finish (Op *op, GAsyncResult *result, GError **error)
 static const OptionSpec delete_options[] = {
   { "filter", "s" },
   { "wait", "b" },
+  { "dead-letter", "b" },
+  { "idempotency-key", "s" },
   { NULL, NULL },
 };
 
@@ -868,6 +988,17 @@ handle_delete (BpDBusVectors         *iface,
                                                "ids, filter: give ids or the filter option, not both"));
   if (ids[0] != NULL)
     op->ids = g_strdupv ((char **) ids);
+  if (option_bool (options, "dead-letter", FALSE))
+    {
+      /* A filter replayed later would match other points than today. */
+      if (op->json != NULL)
+        return op_reject (op, g_error_new_literal (BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                                                   "dead-letter: only a Delete by ids can be "
+                                                   "dead-lettered, not one by filter"));
+      if (!op_keep_for_dead_letter (op, options, "Vectors.Delete",
+                                    g_variant_new ("(s^asb)", collection, ids, op->wait), &error))
+        return op_reject (op, error);
+    }
   op_run (op);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -1477,49 +1608,60 @@ bp_qdrant_backend_configure (BpBackend        *backend,
       return FALSE;
     }
   self->limits = limits;
-
-  {
-    const BpBackendResilienceConfig *r = bp_backend_get_resilience_config (backend);
-    static const BpJitter jitters[] = { BP_JITTER_FULL, BP_JITTER_EQUAL, BP_JITTER_DECORRELATED };
-
-    g_object_set (self->retry,
-                  "max-attempts", (guint) MIN (r->retry_max_attempts, G_MAXUINT),
-                  "base-ms", (guint) MIN (r->retry_base_ms, G_MAXUINT),
-                  "cap-ms", (guint) MIN (r->retry_cap_ms, G_MAXUINT),
-                  "jitter", jitters[MIN (r->retry_jitter, G_N_ELEMENTS (jitters) - 1)],
-                  "deadline-ms", (guint) MIN (r->retry_deadline_ms, G_MAXUINT),
-                  NULL);
-  }
   return TRUE;
 }
 
-/* The version check behind start and CheckHealth. */
+/* The checks behind start and CheckHealth: the server's version (GET /,
+ * which Qdrant answers without the api key), then GET /collections, which
+ * proves the key is accepted. The task's result is the detail text. */
+
+/* Main context: GET /collections answered. */
+static void
+access_checked_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_auto(GStrv) names = NULL;
+  GError *error = NULL;
+
+  names = bp_qdrant_client_list_collections_finish (BP_QDRANT_CLIENT (object), result, &error);
+  if (names == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, g_strdup (g_object_get_data (G_OBJECT (task), "detail")), g_free);
+}
+
+/* Main context: GET / answered. */
 static void
 version_done_cb (GObject      *object,
                  GAsyncResult *result,
                  gpointer      user_data)
 {
-  g_autoptr(GTask) task = user_data;
+  GTask *task = user_data;
   BpQdrantBackend *self = g_task_get_source_object (task);
   g_autofree char *version = NULL;
   g_autofree char *warning = NULL;
-  g_autoptr(GError) error = NULL;
+  GError *error = NULL;
   gboolean compatible = FALSE;
 
   if (!bp_qdrant_client_version_check_finish (BP_QDRANT_CLIENT (object), result, &version,
                                               &compatible, &warning, &error))
     {
-      g_task_return_error (task, g_steal_pointer (&error));
+      g_task_return_error (task, error);
+      g_object_unref (task);
       return;
     }
   g_clear_pointer (&self->version_warning, g_free);
   if (!compatible && self->compatibility != COMPAT_OFF)
     self->version_warning = g_strdup (warning);
-  g_task_return_pointer (task,
-                         compatible ? g_strdup_printf ("Qdrant %s at %s", version,
-                                                       bp_qdrant_client_get_url (self->client))
-                                    : g_steal_pointer (&warning),
-                         g_free);
+  g_object_set_data_full (G_OBJECT (task), "detail",
+                          compatible ? g_strdup_printf ("Qdrant %s at %s", version,
+                                                        bp_qdrant_client_get_url (self->client))
+                                     : g_steal_pointer (&warning),
+                          g_free);
+  bp_qdrant_client_list_collections_async (self->client, g_task_get_cancellable (task),
+                                           access_checked_cb, task);
 }
 
 static void
@@ -1585,12 +1727,10 @@ bp_qdrant_backend_start_async (BpBackend           *backend,
 {
   BpQdrantBackend *self = BP_QDRANT_BACKEND (backend);
   GTask *task = g_task_new (backend, cancellable, callback, user_data);
-  struct sigaction old;
 
+  /* backplaned ignores SIGPIPE: a reader closing its ScrollToFd pipe is an
+   * EPIPE error on the write. */
   g_task_set_source_tag (task, bp_qdrant_backend_start_async);
-  /* A reader closing a ScrollToFd pipe must give EPIPE, not kill us. */
-  if (sigaction (SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
-    signal (SIGPIPE, SIG_IGN);
   run_version_check (self, cancellable, bp_qdrant_backend_start_async, start_checked_cb, task);
 }
 
@@ -1652,17 +1792,116 @@ bp_qdrant_backend_dup_pool_stats (BpBackend *backend)
   return g_variant_ref_sink (g_variant_dict_end (&dict));
 }
 
-static void
-bp_qdrant_backend_constructed (GObject *object)
+/* Dead-letter replays: one request, no retry of our own (the base class
+ * runs this through the breaker and the retry budget). */
+
+typedef struct
 {
-  BpQdrantBackend *self = BP_QDRANT_BACKEND (object);
+  gint64 started_us;
+} ReplayData;
 
-  G_OBJECT_CLASS (bp_qdrant_backend_parent_class)->constructed (object);
+static void
+replay_done (GTask        *task,
+             gboolean      ok,
+             GError       *error)
+{
+  BpQdrantBackend *self = g_task_get_source_object (task);
+  ReplayData *data = g_task_get_task_data (task);
 
-  self->retry = bp_retry_new (bp_backend_get_clock (BP_BACKEND (self)));
-  bp_retry_set_classify_func (self->retry, bp_qdrant_classify_failure, NULL, NULL);
-  bp_breaker_set_classify_func (bp_backend_get_breaker (BP_BACKEND (self)),
-                                bp_qdrant_classify_failure, NULL, NULL);
+  note_outcome (self, data->started_us, error);
+  if (!ok)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+}
+
+/* Main context: the replayed upsert was answered. */
+static void
+replay_upsert_cb (GObject      *object,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  GError *error = NULL;
+  g_autofree char *status = bp_qdrant_client_upsert_finish (BP_QDRANT_CLIENT (object), result, &error);
+
+  replay_done (user_data, status != NULL, error);
+}
+
+/* Main context: the replayed delete was answered. */
+static void
+replay_delete_cb (GObject      *object,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  GError *error = NULL;
+  g_autofree char *status = bp_qdrant_client_delete_points_finish (BP_QDRANT_CLIENT (object), result,
+                                                                   &error);
+
+  replay_done (user_data, status != NULL, error);
+}
+
+static void
+bp_qdrant_backend_replay_async (BpBackend           *backend,
+                                const char          *operation,
+                                GVariant            *payload,
+                                const char          *idempotency_key,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  BpQdrantBackend *self = BP_QDRANT_BACKEND (backend);
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  ReplayData *data = g_new0 (ReplayData, 1);
+  const char *collection;
+  gboolean wait;
+
+  g_task_set_source_tag (task, bp_qdrant_backend_replay_async);
+  data->started_us = bp_clock_get_time (bp_backend_get_clock (backend));
+  g_task_set_task_data (task, data, g_free);
+
+  if (self->client == NULL)
+    {
+      g_task_return_new_error (task, BP_ERROR, BP_ERROR_UNAVAILABLE, "backend %s is not configured",
+                               bp_backend_get_name (backend));
+      g_object_unref (task);
+      return;
+    }
+  if (g_str_equal (operation, "Vectors.Upsert") && payload != NULL &&
+      g_variant_is_of_type (payload, G_VARIANT_TYPE ("(sa(sads)b)")))
+    {
+      g_autoptr(GVariant) points = NULL;
+      g_autoptr(GPtrArray) array = NULL;
+
+      g_variant_get (payload, "(&s@a(sads)b)", &collection, &points, &wait);
+      array = points_from_variant (points);
+      bp_qdrant_client_upsert_async (self->client, collection, array, wait, cancellable,
+                                     replay_upsert_cb, task);
+      return;
+    }
+  if (g_str_equal (operation, "Vectors.Delete") && payload != NULL &&
+      g_variant_is_of_type (payload, G_VARIANT_TYPE ("(sasb)")))
+    {
+      g_autofree const char **ids = NULL;
+
+      g_variant_get (payload, "(&s^a&sb)", &collection, &ids, &wait);
+      bp_qdrant_client_delete_points_async (self->client, collection, ids, NULL, wait, cancellable,
+                                            replay_delete_cb, task);
+      return;
+    }
+  g_task_return_new_error (task, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                           "backend %s cannot replay “%s” with a payload of type %s",
+                           bp_backend_get_name (backend), operation,
+                           payload != NULL ? g_variant_get_type_string (payload) : "none");
+  g_object_unref (task);
+}
+
+static gboolean
+bp_qdrant_backend_replay_finish (BpBackend     *backend,
+                                 GAsyncResult  *result,
+                                 GError       **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 static void
@@ -1672,7 +1911,6 @@ bp_qdrant_backend_dispose (GObject *object)
 
   g_clear_object (&self->iface);
   g_clear_object (&self->client);
-  g_clear_object (&self->retry);
   G_OBJECT_CLASS (bp_qdrant_backend_parent_class)->dispose (object);
 }
 
@@ -1691,7 +1929,6 @@ bp_qdrant_backend_class_init (BpQdrantBackendClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   BpBackendClass *backend_class = BP_BACKEND_CLASS (klass);
 
-  object_class->constructed = bp_qdrant_backend_constructed;
   object_class->dispose = bp_qdrant_backend_dispose;
   object_class->finalize = bp_qdrant_backend_finalize;
   backend_class->configure = bp_qdrant_backend_configure;
@@ -1700,6 +1937,9 @@ bp_qdrant_backend_class_init (BpQdrantBackendClass *klass)
   backend_class->check_health_async = bp_qdrant_backend_check_health_async;
   backend_class->check_health_finish = bp_qdrant_backend_check_health_finish;
   backend_class->dup_pool_stats = bp_qdrant_backend_dup_pool_stats;
+  backend_class->classify_error = bp_qdrant_backend_classify_error;
+  backend_class->replay_async = bp_qdrant_backend_replay_async;
+  backend_class->replay_finish = bp_qdrant_backend_replay_finish;
 }
 
 static void

@@ -12,7 +12,4 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (BpQdrantBackend, bp_qdrant_backend, BP, QDRANT_BACKEND, BpBackend)
 
-BpFailureKind bp_qdrant_classify_failure (const GError *error,
-                                          gpointer      user_data);
-
 G_END_DECLS

@@ -582,6 +582,21 @@ request_send_cb (GObject      *object,
   request_read_next (task);
 }
 
+/* Runs in the client's context once the whole body was read. */
+static void
+request_closed_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  GTask *task = user_data;
+  RequestData *data = g_task_get_task_data (task);
+
+  /* The body is complete: a failed close only costs the connection. */
+  g_input_stream_close_finish (G_INPUT_STREAM (object), result, NULL);
+  g_clear_object (&data->stream);
+  request_complete (task);
+}
+
 /* Runs in the client's context for each chunk of the body. */
 static void
 request_read_cb (GObject      *object,
@@ -602,8 +617,11 @@ request_read_cb (GObject      *object,
   n = g_bytes_get_size (bytes);
   if (n == 0)
     {
-      g_clear_object (&data->stream); /* at its end: the connection is reusable */
-      return request_complete (task);
+      /* At its end. Only closing the body stream finishes the message, so
+       * that the connection goes back to the session for the next request;
+       * dropping our reference is not enough (the message holds one too). */
+      g_input_stream_close_async (data->stream, G_PRIORITY_DEFAULT, NULL, request_closed_cb, task);
+      return;
     }
   if (data->body->len + n > self->limits.max_response_bytes)
     {
@@ -684,6 +702,13 @@ client_request (BpQdrantClient      *self,
     return request_fail (task, g_error_new (BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
                                             "cannot form a request URL for %s", data->what));
   soup_message_add_flags (data->msg, SOUP_MESSAGE_NO_REDIRECT);
+  /* libsoup sends a POST on a new connection unless it is marked
+   * idempotent. Qdrant's POSTs are reads (query, count, scroll, retrieve)
+   * and deletes by selector, which may go over a kept-alive connection
+   * (and be resent if the server closed it in between); creating a
+   * snapshot is the one that must not. */
+  if (!(g_str_equal (method, "POST") && strstr (path, "/snapshots") != NULL))
+    soup_message_add_flags (data->msg, SOUP_MESSAGE_IDEMPOTENT);
   headers = soup_message_get_request_headers (data->msg);
   soup_message_headers_replace (headers, "Accept", "application/json");
   if (self->api_key != NULL)
@@ -1382,15 +1407,26 @@ bp_qdrant_client_upsert_finish (BpQdrantClient  *self,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-/* UpsertFromStream: read a batch → send it → read the next batch. */
+/* UpsertFromStream, double-buffered: while batch k is being sent, batch
+ * k+1 is read and converted, so the server never waits for us; batch k+1
+ * is sent only once batch k was answered, so requests stay in file order
+ * (a later line for the same id wins, as it would sequentially) and at
+ * most two batches are in memory. Everything runs in the caller's main
+ * context. */
 
 typedef struct
 {
   BpQdrantJsonlReader *reader;     /* (owned) */
   char                *path;       /* with the wait query */
   guint                batch_size;
+  gboolean             reading;    /* a batch is being read */
+  gboolean             sending;    /* a batch is being sent */
+  gboolean             eof;        /* the reader reached the end */
+  GBytes              *ready;      /* (owned) (nullable) read, not sent yet */
+  guint                n_ready;
   guint                in_flight;  /* points of the batch being sent */
   guint64              done;       /* points the server took */
+  GError              *error;      /* (owned) (nullable) the first failure */
 } StreamUpsertData;
 
 static void
@@ -1398,32 +1434,73 @@ stream_upsert_data_free (StreamUpsertData *data)
 {
   g_clear_object (&data->reader);
   g_free (data->path);
+  g_clear_pointer (&data->ready, g_bytes_unref);
+  g_clear_error (&data->error);
   g_free (data);
 }
 
 static void stream_upsert_batch_cb (GObject      *object,
                                     GAsyncResult *result,
                                     gpointer      user_data);
+static void stream_upsert_sent_cb  (GObject      *object,
+                                    GAsyncResult *result,
+                                    gpointer      user_data);
 
+/* Decides what happens next; called whenever a read or a send ended. The
+ * task completes once nothing is outstanding, so the count is exact. */
 static void
-stream_upsert_next (GTask *task)
+stream_upsert_step (GTask *task)
 {
+  BpQdrantClient *self = g_task_get_source_object (task);
   StreamUpsertData *data = g_task_get_task_data (task);
 
-  bp_qdrant_jsonl_reader_next_batch_async (data->reader, data->batch_size,
-                                           g_task_get_cancellable (task),
-                                           stream_upsert_batch_cb, task);
+  if (data->error != NULL)
+    {
+      GError *error;
+
+      if (data->reading || data->sending)
+        return;
+      error = g_steal_pointer (&data->error);
+      if (data->done > 0 && error->domain == BP_ERROR)
+        g_prefix_error (&error, "after %" G_GUINT64_FORMAT " points were upserted: ", data->done);
+      op_fail (task, error);
+      return;
+    }
+  if (!data->sending && data->ready != NULL)
+    {
+      g_autoptr(GBytes) body = g_steal_pointer (&data->ready);
+
+      data->sending = TRUE;
+      data->in_flight = data->n_ready;
+      client_request (self, "PUT", data->path, body, TRUE, NULL, g_task_get_cancellable (task),
+                      stream_upsert_sent_cb, task);
+    }
+  if (!data->reading && data->ready == NULL && !data->eof)
+    {
+      data->reading = TRUE;
+      bp_qdrant_jsonl_reader_next_batch_async (data->reader, data->batch_size,
+                                               g_task_get_cancellable (task),
+                                               stream_upsert_batch_cb, task);
+      return;
+    }
+  if (data->eof && !data->reading && !data->sending && data->ready == NULL)
+    {
+      guint64 *count = g_new (guint64, 1);
+
+      *count = data->done;
+      g_task_return_pointer (task, count, g_free);
+      g_object_unref (task);
+    }
 }
 
 static void
-stream_upsert_fail (GTask  *task,
-                    GError *error)
+stream_upsert_note_error (StreamUpsertData *data,
+                          GError           *error)
 {
-  StreamUpsertData *data = g_task_get_task_data (task);
-
-  if (data->done > 0 && error->domain == BP_ERROR)
-    g_prefix_error (&error, "after %" G_GUINT64_FORMAT " points were upserted: ", data->done);
-  op_fail (task, error);
+  if (data->error == NULL)
+    data->error = error;
+  else
+    g_error_free (error);
 }
 
 static void
@@ -1437,15 +1514,16 @@ stream_upsert_sent_cb (GObject      *object,
   g_autofree char *status = NULL;
   GError *error = NULL;
 
+  data->sending = FALSE;
   response = client_request_finish (BP_QDRANT_CLIENT (object), result, &error);
-  if (response == NULL)
-    return stream_upsert_fail (task, error);
-  status = update_status (response, &error);
+  if (response != NULL)
+    status = update_status (response, &error);
   if (status == NULL)
-    return stream_upsert_fail (task, error);
-  data->done += data->in_flight;
+    stream_upsert_note_error (data, error);
+  else
+    data->done += data->in_flight;
   data->in_flight = 0;
-  stream_upsert_next (task);
+  stream_upsert_step (task);
 }
 
 static void
@@ -1454,27 +1532,22 @@ stream_upsert_batch_cb (GObject      *object,
                         gpointer      user_data)
 {
   GTask *task = user_data;
-  BpQdrantClient *self = g_task_get_source_object (task);
   StreamUpsertData *data = g_task_get_task_data (task);
   g_autoptr(GBytes) body = NULL;
   GError *error = NULL;
   guint n = 0;
 
+  data->reading = FALSE;
   if (!bp_qdrant_jsonl_reader_next_batch_finish (data->reader, result, &body, &n, &error))
-    return stream_upsert_fail (task, error);
-  if (body == NULL)
+    stream_upsert_note_error (data, error);
+  else if (body == NULL)
+    data->eof = TRUE;
+  else if (data->error == NULL)
     {
-      GTask *t = task;
-      guint64 *count = g_new (guint64, 1);
-
-      *count = data->done;
-      g_task_return_pointer (t, count, g_free);
-      g_object_unref (t);
-      return;
+      data->ready = g_steal_pointer (&body);
+      data->n_ready = n;
     }
-  data->in_flight = n;
-  client_request (self, "PUT", data->path, body, TRUE, NULL, g_task_get_cancellable (task),
-                  stream_upsert_sent_cb, task);
+  stream_upsert_step (task);
 }
 
 /**
@@ -1489,11 +1562,14 @@ stream_upsert_batch_cb (GObject      *object,
  * @callback: called when done
  * @user_data: data for @callback
  *
- * Upserts every point of @input in batches, reading the next batch only
- * once the previous request completed (bounded memory, back-pressure on
+ * Upserts every point of @input in batches, one request at a time and in
+ * input order; the next batch is read while the previous one is being
+ * sent, and no further (bounded memory: two batches; back-pressure on
  * @input). The first invalid line stops it with
- * %BP_ERROR_INVALID_ARGUMENT `line N: …` (batches before it were sent).
- * The timeout applies to each request.
+ * %BP_ERROR_INVALID_ARGUMENT `line N: …` (batches before it were sent);
+ * a failed request stops it once nothing is outstanding, so the count in
+ * the message (`after N points were upserted`) is exact. The timeout
+ * applies to each request.
  */
 void
 bp_qdrant_client_upsert_from_stream_async (BpQdrantClient      *self,
@@ -1529,7 +1605,7 @@ bp_qdrant_client_upsert_from_stream_async (BpQdrantClient      *self,
   data->path = g_strconcat (path, wait_query (wait), NULL);
   data->batch_size = batch_size;
   g_task_set_task_data (task, data, (GDestroyNotify) stream_upsert_data_free);
-  stream_upsert_next (task);
+  stream_upsert_step (task);
 }
 
 /**

@@ -540,6 +540,7 @@ scan_number (Scanner  *s,
   gsize digits_start;
   gboolean negative = FALSE;
   gboolean integer = TRUE;
+  gboolean exponent = FALSE;
 
   if (s->data[s->pos] == '-')
     {
@@ -568,6 +569,7 @@ scan_number (Scanner  *s,
   if (s->pos < s->len && (s->data[s->pos] == 'e' || s->data[s->pos] == 'E'))
     {
       integer = FALSE;
+      exponent = TRUE;
       s->pos++;
       if (s->pos < s->len && (s->data[s->pos] == '+' || s->data[s->pos] == '-'))
         s->pos++;
@@ -588,7 +590,14 @@ scan_number (Scanner  *s,
     return TRUE;
 
   /* A double (or an integer json-glib cannot hold, read as a double): it
-   * must be finite, or json-glib would read inf and write "inf.0". */
+   * must be finite, or json-glib would read inf and write "inf.0". Without
+   * an exponent, fewer than 300 digits are below DBL_MAX (1.8·10^308). */
+  if (!exponent && s->pos - digits_start < 300)
+    {
+      if (integer)
+        scan_rewrite (s, start, s->pos, "", ".0");
+      return TRUE;
+    }
   {
     g_autofree char *literal = g_strndup (s->data + start, s->pos - start);
 
@@ -980,6 +989,62 @@ bp_qdrant_json_append_string (GString    *out,
  *
  * Returns: %FALSE (appending nothing) if @value is not finite
  */
+/* The common case without printf: @value is the double nearest to a
+ * decimal with at most nine fractional digits and fewer than 2^53 units
+ * (0.25, -0.123456, 42). Then that decimal, written out, reads back as
+ * @value (both the division here and strtod round correctly to nearest). */
+static gboolean
+append_short_decimal (GString *out,
+                      double   value)
+{
+  static const double pow10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9 };
+  static const guint64 ipow10[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                    100000000, 1000000000 };
+  guint p;
+
+  /* -0 and magnitudes %.15g writes with an exponent go the general way. */
+  if (value == 0 ? signbit (value) : !(fabs (value) < 1e15))
+    return FALSE;
+  for (p = 0; p < G_N_ELEMENTS (pow10); p++)
+    {
+      double m = value * pow10[p];
+      double r;
+      guint64 units, int_part, frac;
+      char digits[32];
+      int n;
+
+      if (!(fabs (m) < 9007199254740992.0)) /* 2^53 */
+        return FALSE;
+      r = nearbyint (m);
+      if (r / pow10[p] != value)
+        continue;
+      units = (guint64) fabs (r);
+      int_part = units / ipow10[p];
+      frac = units % ipow10[p];
+      if (r < 0)
+        g_string_append_c (out, '-');
+      n = g_snprintf (digits, sizeof digits, "%" G_GUINT64_FORMAT, int_part);
+      g_string_append_len (out, digits, n);
+      if (p > 0 && frac > 0)
+        {
+          guint k;
+
+          /* p digits, zero-padded on the left, trailing zeros dropped */
+          for (k = p; k > 0; k--)
+            {
+              digits[k - 1] = (char) ('0' + frac % 10);
+              frac /= 10;
+            }
+          for (k = p; k > 0 && digits[k - 1] == '0'; k--)
+            ;
+          g_string_append_c (out, '.');
+          g_string_append_len (out, digits, (gssize) k);
+        }
+      return TRUE;
+    }
+  return FALSE;
+}
+
 gboolean
 bp_qdrant_json_append_double (GString *out,
                               double   value)
@@ -990,6 +1055,8 @@ bp_qdrant_json_append_double (GString *out,
 
   if (!isfinite (value))
     return FALSE;
+  if (append_short_decimal (out, value))
+    return TRUE;
   for (i = 0; i < G_N_ELEMENTS (formats); i++)
     {
       g_ascii_formatd (buf, sizeof buf, formats[i], value);

@@ -11,6 +11,12 @@
  * before the LF is ignored; the last line needs no LF. The first invalid
  * line stops the reader with an error that starts with `line N: `.
  *
+ * The framing ScrollToFd writes is understood too, so that its output
+ * (with vectors) can be upserted again: a first line `{"collection":…}`
+ * is a header and skipped, `{"end":…}` ends the points (only blank lines
+ * may follow), and `{"error":…}` (a scroll that failed) stops the reader
+ * with InvalidArgument quoting its message.
+ *
  * Callbacks run in the thread-default main context of the caller of
  * bp_qdrant_jsonl_reader_next_batch_async().
  *
@@ -36,6 +42,8 @@ struct _BpQdrantJsonlReader
   GString        *scratch;  /* (owned) */
   guint64         line_no;
   guint64         n_points;
+  gboolean        seen_line;  /* a non-blank line was read */
+  gboolean        ended;      /* after an {"end":…} line */
   gboolean        eof;
   gboolean        failed;
   gboolean        busy;
@@ -175,6 +183,77 @@ blank (const char *p,
   return TRUE;
 }
 
+static gboolean
+has_prefix (const char *line,
+            gsize       len,
+            const char *prefix)
+{
+  gsize n = strlen (prefix);
+
+  while (len > 0 && (*line == ' ' || *line == '\t'))
+    {
+      line++;
+      len--;
+    }
+  return len >= n && memcmp (line, prefix, n) == 0;
+}
+
+typedef enum
+{
+  LINE_POINT,   /* a point: convert it */
+  LINE_SKIP,    /* ScrollToFd's header or end line */
+  LINE_ERROR,
+} LineKind;
+
+/* Recognises ScrollToFd's own header, end and error lines (see the file
+ * comment). */
+static LineKind
+classify_line (BpQdrantJsonlReader  *self,
+               const char           *line,
+               gsize                 len,
+               GError              **error)
+{
+  gboolean first = !self->seen_line;
+
+  self->seen_line = TRUE;
+  if (self->ended)
+    {
+      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                   "line %" G_GUINT64_FORMAT ": a line after the end line", self->line_no);
+      return LINE_ERROR;
+    }
+  if (first && has_prefix (line, len, "{\"collection\":"))
+    return LINE_SKIP;
+  if (has_prefix (line, len, "{\"end\":"))
+    {
+      self->ended = TRUE;
+      return LINE_SKIP;
+    }
+  if (has_prefix (line, len, "{\"error\":"))
+    {
+      g_autoptr(JsonNode) node = bp_qdrant_json_parse (line, len, self->limits.max_json_depth, NULL, NULL);
+      JsonObject *e = NULL;
+      const char *message = NULL;
+
+      if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
+        {
+          JsonNode *member = json_object_get_member (json_node_get_object (node), "error");
+
+          if (member != NULL && JSON_NODE_HOLDS_OBJECT (member))
+            e = json_node_get_object (member);
+        }
+      if (e != NULL && json_object_has_member (e, "message") &&
+          JSON_NODE_HOLDS_VALUE (json_object_get_member (e, "message")) &&
+          json_node_get_value_type (json_object_get_member (e, "message")) == G_TYPE_STRING)
+        message = json_object_get_string_member (e, "message");
+      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                   "line %" G_GUINT64_FORMAT ": the input ends with an error line: %s",
+                   self->line_no, message != NULL ? message : "(no message)");
+      return LINE_ERROR;
+    }
+  return LINE_POINT;
+}
+
 /* Adds one line to the batch. Returns FALSE with *error set on a bad line,
  * FALSE without error when the batch is full (the point is kept pending). */
 static gboolean
@@ -191,6 +270,15 @@ take_line (BpQdrantJsonlReader  *self,
     len--;
   if (blank (line, len))
     return TRUE;
+  switch (classify_line (self, line, len, error))
+    {
+    case LINE_SKIP:
+      return TRUE;
+    case LINE_ERROR:
+      return FALSE;
+    case LINE_POINT:
+      break;
+    }
 
   g_string_truncate (self->scratch, 0);
   if (!bp_qdrant_jsonl_line_to_point (line, len, &self->limits, self->scratch, &local))

@@ -536,6 +536,132 @@ find_member (GArray     *members,
   return NULL;
 }
 
+/* The fast path of bp_qdrant_jsonl_line_to_point() for the common line:
+ * plain member keys id, vector (an array of numbers) and payload (an
+ * object or null), each at most once, an id that is a u64 number or a
+ * string without escapes. Works on the spans the strict scan reported, so
+ * nothing is parsed twice and no tree is built: a plain decimal component
+ * (no exponent) is copied as written once its value is checked, others are
+ * written in their shortest form. Anything else, valid or not, returns
+ * %FALSE (with part of a point appended to @out, which the caller drops),
+ * and the general path decides (and words the error). */
+static gboolean
+line_to_point_fast (const char            *line,
+                    gsize                  len,
+                    const BpQdrantLimits  *limits,
+                    GArray                *members,
+                    GString               *out)
+{
+  const BpQdrantJsonMember *id = NULL, *vector = NULL, *payload = NULL;
+  gsize p, end, n = 0;
+  guint i;
+
+  for (i = 0; i < members->len; i++)
+    {
+      const BpQdrantJsonMember *m = &g_array_index (members, BpQdrantJsonMember, i);
+      const BpQdrantJsonMember **slot;
+
+      if (m->key_len == 2 && memcmp (m->key, "id", 2) == 0)
+        slot = &id;
+      else if (m->key_len == 6 && memcmp (m->key, "vector", 6) == 0)
+        slot = &vector;
+      else if (m->key_len == 7 && memcmp (m->key, "payload", 7) == 0)
+        slot = &payload;
+      else
+        return FALSE;
+      if (*slot != NULL)
+        return FALSE;
+      *slot = m;
+    }
+  if (id == NULL || vector == NULL || line[vector->start] != '[')
+    return FALSE;
+  if (payload != NULL && line[payload->start] != '{' &&
+      !(payload->end - payload->start == 4 && memcmp (line + payload->start, "null", 4) == 0))
+    return FALSE;
+
+  /* id */
+  g_string_append (out, "{\"id\":");
+  if (line[id->start] == '"')
+    {
+      g_autofree char *normalized = NULL;
+      const char *text = line + id->start + 1;
+      gsize text_len = id->end - id->start - 2;
+
+      if (memchr (text, '\\', text_len) != NULL ||
+          !bp_qdrant_id_normalize (text, (gssize) text_len, &normalized, NULL, NULL))
+        return FALSE;
+      bp_qdrant_json_append_id (out, normalized);
+    }
+  else if (bp_qdrant_id_parse_u64 (line + id->start, id->end - id->start, NULL))
+    g_string_append_len (out, line + id->start, (gssize) (id->end - id->start));
+  else
+    return FALSE;
+
+  /* vector: the scan vouched for the syntax, so elements are values
+   * separated by commas and white space */
+  g_string_append (out, ",\"vector\":[");
+  p = vector->start + 1;
+  end = vector->end - 1; /* the ']' */
+  while (p < end)
+    {
+      gsize t, q, int_digits = 0;
+      gboolean plain = TRUE, in_fraction = FALSE;
+      char buf[G_ASCII_DTOSTR_BUF_SIZE];
+      double d;
+
+      while (p < end && (line[p] == ' ' || line[p] == '\t' || line[p] == '\r' ||
+                         line[p] == '\n' || line[p] == ','))
+        p++;
+      if (p >= end)
+        break;
+      if (line[p] != '-' && !g_ascii_isdigit (line[p]))
+        return FALSE; /* not a number */
+      for (q = p; q < end && (g_ascii_isdigit (line[q]) || line[q] == '-' || line[q] == '+' ||
+                              line[q] == '.' || line[q] == 'e' || line[q] == 'E'); q++)
+        {
+          if (line[q] == 'e' || line[q] == 'E')
+            plain = FALSE;
+          else if (line[q] == '.')
+            in_fraction = TRUE;
+          else if (!in_fraction && g_ascii_isdigit (line[q]))
+            int_digits++;
+        }
+      t = q - p;
+      if (++n > limits->max_vector_dim)
+        return FALSE;
+      if (n > 1)
+        g_string_append_c (out, ',');
+      /* Qdrant stores float32: larger magnitudes would become infinite.
+       * A plain decimal below 10^38 (FLT_MAX is 3.4·10^38) needs no
+       * conversion to know; it goes out as written. */
+      if (plain && int_digits <= 38)
+        g_string_append_len (out, line + p, (gssize) t);
+      else
+        {
+          if (t >= sizeof buf)
+            return FALSE;
+          memcpy (buf, line + p, t);
+          buf[t] = '\0';
+          d = g_ascii_strtod (buf, NULL);
+          if (!isfinite (d) || fabs (d) > FLT_MAX)
+            return FALSE;
+          bp_qdrant_json_append_double (out, d);
+        }
+      p = q;
+    }
+  if (n == 0)
+    return FALSE;
+  g_string_append_c (out, ']');
+
+  if (payload != NULL && line[payload->start] == '{')
+    {
+      g_string_append (out, ",\"payload\":");
+      g_string_append_len (out, line + payload->start, (gssize) (payload->end - payload->start));
+    }
+  g_string_append_c (out, '}');
+  return TRUE;
+}
+
 /**
  * bp_qdrant_jsonl_line_to_point:
  * @line: one JSON Lines line, without the newline
@@ -579,6 +705,12 @@ bp_qdrant_jsonl_line_to_point (const char            *line,
                    limits->max_line_bytes);
       return FALSE;
     }
+  /* The ids are read from the spans: nothing to rewrite for json-glib. */
+  if (bp_qdrant_json_scan (line, len, limits->max_json_depth, NULL, NULL, members, NULL) &&
+      line_to_point_fast (line, len, limits, members, out))
+    return TRUE;
+  g_string_truncate (out, mark);
+  g_array_set_size (members, 0);
   if (!bp_qdrant_json_scan (line, len, limits->max_json_depth, bp_qdrant_id_paths_line,
                             &rewritten, members, error))
     return FALSE;

@@ -782,6 +782,87 @@ test_upsert_stream_bad_line (Fixture       *f,
   g_assert_cmpuint (count (f, "docs", NULL), ==, 4);
 }
 
+/* Reads are POSTs: they must reuse the kept-alive connection (libsoup
+ * opens a new one for every POST it is not told is idempotent). */
+static void
+test_keep_alive (Fixture       *f,
+                 gconstpointer  user_data)
+{
+  const double v[4] = { 1, 0, 0, 0 };
+  const char * const ids[] = { "1", NULL };
+  g_autoptr(JsonNode) log = NULL;
+  g_autoptr(GHashTable) connections = g_hash_table_new (NULL, NULL);
+  JsonArray *entries;
+  guint i;
+
+  if (f->server == NULL)
+    return;
+  create_collection (f, "docs", DOCS_CONFIG);
+  for (i = 0; i < 5; i++)
+    {
+      g_autoptr(BpQdrantQuery) query = bp_qdrant_query_new (v, 4, 3);
+      g_autoptr(GPtrArray) hits = NULL;
+      g_autoptr(GPtrArray) points = NULL;
+      g_autoptr(GError) error = NULL;
+      GAsyncResult *r;
+
+      g_assert_cmpuint (count (f, "docs", NULL), ==, 0);
+      bp_qdrant_client_query_async (f->client, "docs", query, NULL, result_cb, f);
+      r = run (f);
+      hits = bp_qdrant_client_query_finish (f->client, r, &error);
+      g_object_unref (r);
+      g_assert_no_error (error);
+      points = retrieve (f, "docs", ids);
+    }
+  log = test_api (f, "GET", "/__test/requests", NULL);
+  entries = json_node_get_array (log);
+  g_assert_cmpuint (json_array_get_length (entries), ==, 1 + 5 * 3);
+  for (i = 0; i < json_array_get_length (entries); i++)
+    g_hash_table_add (connections,
+                      GINT_TO_POINTER (json_object_get_int_member (json_array_get_object_element (entries, i),
+                                                                   "connection")));
+  g_assert_cmpuint (g_hash_table_size (connections), ==, 1);
+}
+
+/* The server refuses batch 2 while batch 3 is already read: nothing more
+ * is sent, and the count in the error is exact. Requests stay in order: a
+ * later line for the same id wins. */
+static void
+test_upsert_stream_server_error (Fixture       *f,
+                                 gconstpointer  user_data)
+{
+  const char *text =
+    "{\"id\":1,\"vector\":[1,2,3,4],\"payload\":{\"v\":1}}\n"
+    "{\"id\":2,\"vector\":[1,2,3,4]}\n"
+    "{\"id\":1,\"vector\":[1,2,3,4],\"payload\":{\"v\":2}}\n"
+    "{\"id\":4,\"vector\":[1,2,3]}\n"
+    "{\"id\":5,\"vector\":[1,2,3,4]}\n"
+    "{\"id\":6,\"vector\":[1,2,3,4]}\n";
+  const char * const one[] = { "1", NULL };
+  g_autoptr(GInputStream) input = g_memory_input_stream_new_from_data (text, -1, NULL);
+  g_autoptr(GPtrArray) got = NULL;
+  g_autoptr(GError) error = NULL;
+  GAsyncResult *r;
+
+  if (f->server == NULL)
+    return;
+  create_collection (f, "docs", DOCS_CONFIG);
+  bp_qdrant_client_upsert_from_stream_async (f->client, "docs", input, 1, TRUE, NULL,
+                                             result_cb, f);
+  r = run (f);
+  g_assert_false (bp_qdrant_client_upsert_from_stream_finish (f->client, r, NULL, &error));
+  g_object_unref (r);
+  g_assert_error (error, BP_ERROR, BP_ERROR_BACKEND);
+  g_assert_true (g_str_has_prefix (error->message, "after 3 points were upserted: HTTP 400: "));
+  g_assert_nonnull (strstr (error->message, "Vector dimension error"));
+  g_assert_cmpuint (count (f, "docs", NULL), ==, 2);
+  /* create + 4 upserts (the 4th refused; line 5 was read, never sent) + count */
+  g_assert_cmpuint (n_requests (f), ==, 1 + 4 + 1);
+  got = retrieve (f, "docs", one);
+  g_assert_cmpuint (got->len, ==, 1);
+  g_assert_cmpstr (((BpQdrantPoint *) g_ptr_array_index (got, 0))->payload_json, ==, "{\"v\":2}");
+}
+
 static void
 test_scroll (Fixture       *f,
              gconstpointer  user_data)
@@ -1258,6 +1339,8 @@ main (int    argc,
   ADD ("/qdrant/client/delete", &plain_config, test_delete);
   ADD ("/qdrant/client/upsert-stream/100k", &plain_config, test_upsert_stream_100k);
   ADD ("/qdrant/client/upsert-stream/bad-line", &plain_config, test_upsert_stream_bad_line);
+  ADD ("/qdrant/client/keep-alive", &plain_config, test_keep_alive);
+  ADD ("/qdrant/client/upsert-stream/server-error", &plain_config, test_upsert_stream_server_error);
   ADD ("/qdrant/client/scroll/all-once", &plain_config, test_scroll);
   ADD ("/qdrant/client/scroll/u64-offsets", &plain_config, test_scroll_u64);
   ADD ("/qdrant/client/snapshots", &plain_config, test_snapshots);

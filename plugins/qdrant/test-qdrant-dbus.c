@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
@@ -54,6 +55,13 @@ server_path (void)
                            "qdrantserver.py", NULL);
 }
 
+/* Runs in the child between fork and exec: async-signal-safe only. */
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static void
 fixture_set_up (Fixture       *f,
                 gconstpointer  user_data)
@@ -71,14 +79,19 @@ fixture_set_up (Fixture       *f,
       g_test_skip ("tests/qdrant/qdrantserver.py not found");
       return;
     }
-  if (config->server_key != NULL)
-    f->server = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
-                                  &error, python != NULL ? python : "python3", script,
-                                  "--port", "0", "--api-key", config->server_key, NULL);
-  else
-    f->server = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
-                                  &error, python != NULL ? python : "python3", script,
-                                  "--port", "0", NULL);
+  {
+    g_autoptr(GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+
+    /* a failed assertion must not leave it running (and meson waiting) */
+    g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+    if (config->server_key != NULL)
+      f->server = g_subprocess_launcher_spawn (launcher, &error, python != NULL ? python : "python3", script,
+                                               "--port", "0", "--api-key", config->server_key, NULL);
+    else
+      f->server = g_subprocess_launcher_spawn (launcher, &error, python != NULL ? python : "python3", script,
+                                               "--port", "0", NULL);
+  }
   g_assert_no_error (error);
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (f->server));
   line = g_data_input_stream_read_line (out, NULL, NULL, &error);
@@ -637,15 +650,241 @@ test_api_key_wrong (Fixture       *f,
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) r = NULL;
 
+  g_autofree char *state = NULL;
+  g_autofree char *reason = NULL;
+  g_autoptr(GVariant) health = NULL;
+  gboolean healthy = TRUE;
+  const char *detail;
+
   if (f->server == NULL)
     return;
   r = vcall (f, "ListCollections", NULL, "(as)", &error);
   assert_dbus_error (error, ERR "PermissionDenied");
   g_assert_nonnull (strstr (error->message, "HTTP 401"));
   g_assert_null (strstr (error->message, "k3y-from-env"));
+  g_clear_error (&error);
+
+  /* GET / needs no key: start and the health check also list the
+   * collections, so a refused key shows. */
+  state = bp_test_daemon_backend_state (f->daemon, "vec", &reason);
+  g_assert_cmpstr (state, ==, "unavailable");
+  g_assert_nonnull (strstr (reason, "HTTP 401"));
+  health = bp_test_daemon_call (f->daemon, VEC_PATH, "org.backplane.Backplane1.Backend.CheckHealth",
+                                NULL, "(bs)", &error);
+  g_assert_no_error (error);
+  g_variant_get (health, "(b&s)", &healthy, &detail);
+  g_assert_false (healthy);
+  g_assert_nonnull (strstr (detail, "HTTP 401"));
+}
+
+#define DLQ_PATH  "/org/backplane/Backplane1/DeadLetters"
+#define DLQ_IFACE "org.backplane.Backplane1.DeadLetters"
+
+static guint64
+dead_letter_count (BpTestDaemon *t)
+{
+  g_autoptr(GVariant) v = bp_test_daemon_get_property (t, DLQ_PATH, DLQ_IFACE, "Count");
+
+  return g_variant_get_uint64 (v);
+}
+
+static gboolean
+no_dead_letters (gpointer data)
+{
+  return dead_letter_count (data) == 0;
+}
+
+static GVariant *
+one_point (const char *id)
+{
+  const double v[4] = { 0.1, 0.2, 0.3, 0.4 };
+  GVariantBuilder points;
+
+  g_variant_builder_init (&points, G_VARIANT_TYPE ("a(sads)"));
+  g_variant_builder_add (&points, "(s@ads)", id,
+                         g_variant_new_fixed_array (G_VARIANT_TYPE_DOUBLE, v, 4, sizeof (double)),
+                         "{\"k\":\"v\"}");
+  return g_variant_builder_end (&points);
+}
+
+static GVariant *
+dead_letter_options (void)
+{
+  GVariantDict opts;
+
+  g_variant_dict_init (&opts, NULL);
+  g_variant_dict_insert (&opts, "dead-letter", "b", TRUE);
+  return g_variant_dict_end (&opts);
+}
+
+/* Upsert with dead-letter against a server that keeps answering 503: the
+ * retries run out, the upsert lands in the dead-letter queue, and a replay
+ * once the server is back applies it. */
+static void
+test_dead_letter (Fixture       *f,
+                  gconstpointer  user_data)
+{
+  const char * const seven[] = { "7", NULL };
+  g_autoptr(JsonNode) fault = NULL;
+  g_autoptr(JsonNode) cleared = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) r = NULL;
+  g_autoptr(GVariant) list = NULL;
+  g_autoptr(GVariant) got = NULL;
+  const char *backend, *operation, *key, *last_error, *entry;
+  guint64 id = 0, again = 0, listed_id = 0;
+  guint32 attempts = 0;
+  gint64 next_attempt = 0;
+
+  if (f->server == NULL)
+    return;
+  ok_call (f, "CreateCollection", g_variant_new ("(ss)", "docs", DOCS));
+  g_assert_cmpuint (dead_letter_count (f->daemon), ==, 0);
+
+  /* A failure of the caller's own making is never dead-lettered. */
+  r = vcall (f, "Upsert", g_variant_new ("(s@a(sads)@a{sv})", "nope", one_point ("7"), dead_letter_options ()),
+             "(s)", &error);
+  assert_dbus_error (error, ERR "NotFound");
+  g_assert_null (strstr (error->message, "dead-lettered"));
+  g_clear_error (&error);
+  /* Nor a delete by filter: replayed later it would match other points. */
+  {
+    const char * const none[] = { NULL };
+    GVariantDict opts;
+
+    g_variant_dict_init (&opts, NULL);
+    g_variant_dict_insert (&opts, "dead-letter", "b", TRUE);
+    g_variant_dict_insert (&opts, "filter", "s", "{\"must\":[{\"has_id\":[7]}]}");
+    r = vcall (f, "Delete", g_variant_new ("(s^as@a{sv})", "docs", none, g_variant_dict_end (&opts)),
+               NULL, &error);
+    assert_dbus_error (error, ERR "InvalidArgument");
+    g_assert_nonnull (strstr (error->message, "dead-letter"));
+    g_clear_error (&error);
+  }
+  g_assert_cmpuint (dead_letter_count (f->daemon), ==, 0);
+
+  /* More 503s than retry.max-attempts (3): every attempt fails. */
+  fault = test_api (f, "POST", "/__test/faults",
+                    "{\"path_regex\":\"/collections/docs/points$\",\"method\":\"PUT\","
+                    "\"kind\":\"503\",\"count\":1000}");
+  r = vcall (f, "Upsert", g_variant_new ("(s@a(sads)@a{sv})", "docs", one_point ("7"), dead_letter_options ()),
+             "(s)", &error);
+  assert_dbus_error (error, ERR "Unavailable");
+  g_assert_nonnull (strstr (error->message, "HTTP 503: Shard temporarily unavailable"));
+  entry = strstr (error->message, "(dead-lettered as entry ");
+  g_assert_nonnull (entry);
+  id = g_ascii_strtoull (entry + strlen ("(dead-lettered as entry "), NULL, 10);
+  g_assert_cmpuint (id, >, 0);
+  g_clear_error (&error);
+  g_assert_cmpuint (dead_letter_count (f->daemon), ==, 1);
+
+  list = bp_test_daemon_call (f->daemon, DLQ_PATH, DLQ_IFACE ".List",
+                              g_variant_new ("(uu@a{sv})", 0, 10, no_options ()),
+                              "(a(tsssuxs))", &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GVariant) entries = g_variant_get_child_value (list, 0);
+
+    g_assert_cmpuint (g_variant_n_children (entries), ==, 1);
+    g_variant_get_child (entries, 0, "(t&s&s&sux&s)", &listed_id, &backend, &operation, &key,
+                         &attempts, &next_attempt, &last_error);
+    g_assert_cmpuint (listed_id, ==, id);
+    g_assert_cmpstr (backend, ==, "vec");
+    g_assert_cmpstr (operation, ==, "Vectors.Upsert");
+    g_assert_true (g_str_has_prefix (key, "Vectors.Upsert:sha256:"));
+    g_assert_cmpuint (attempts, ==, 3);
+    g_assert_nonnull (strstr (last_error, "HTTP 503"));
+  }
+
+  /* The same upsert again is the same entry (same idempotency key). */
+  r = vcall (f, "Upsert", g_variant_new ("(s@a(sads)@a{sv})", "docs", one_point ("7"), dead_letter_options ()),
+             "(s)", &error);
+  assert_dbus_error (error, ERR "Unavailable");
+  entry = strstr (error->message, "(dead-lettered as entry ");
+  g_assert_nonnull (entry);
+  again = g_ascii_strtoull (entry + strlen ("(dead-lettered as entry "), NULL, 10);
+  g_assert_cmpuint (again, ==, id);
+  g_clear_error (&error);
+  g_assert_cmpuint (dead_letter_count (f->daemon), ==, 1);
+
+  /* Replayed while the server still fails: the entry stays (and its next
+   * automatic replay moves further away). */
+  r = bp_test_daemon_call (f->daemon, DLQ_PATH, DLQ_IFACE ".Replay", g_variant_new ("(t)", id), NULL, &error);
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "HTTP 503"));
+  g_clear_error (&error);
+  g_assert_cmpuint (dead_letter_count (f->daemon), ==, 1);
+
+  /* The server is back: the replay applies the point. */
+  cleared = test_api (f, "DELETE", "/__test/faults", NULL);
+  r = bp_test_daemon_call (f->daemon, DLQ_PATH, DLQ_IFACE ".Replay", g_variant_new ("(t)", id), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (bp_test_wait_until (no_dead_letters, f->daemon, 10000));
+
+  got = vcall (f, "Retrieve", g_variant_new ("(s^as@a{sv})", "docs", seven, no_options ()),
+               "(a(sads))", &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GVariant) points = g_variant_get_child_value (got, 0);
+    g_autoptr(GVariant) vector = NULL;
+    const char *pid, *payload;
+
+    g_assert_cmpuint (g_variant_n_children (points), ==, 1);
+    g_variant_get_child (points, 0, "(&s@ad&s)", &pid, &vector, &payload);
+    g_assert_cmpstr (pid, ==, "7");
+    g_assert_cmpstr (payload, ==, "{\"k\":\"v\"}");
+    g_assert_cmpuint (g_variant_n_children (vector), ==, 4);
+  }
+  g_assert_cmpuint (count (f, NULL), ==, 1);
+}
+
+/* Delete by ids with dead-letter and an explicit idempotency key. */
+static void
+test_dead_letter_delete (Fixture       *f,
+                         gconstpointer  user_data)
+{
+  const char * const two[] = { "2", NULL };
+  g_autoptr(JsonNode) fault = NULL;
+  g_autoptr(JsonNode) cleared = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) r = NULL;
+  g_autoptr(GVariant) got = NULL;
+  GVariantDict opts;
+  const char *entry;
+  guint64 id;
+
+  if (f->server == NULL)
+    return;
+  seed (f);
+  fault = test_api (f, "POST", "/__test/faults",
+                    "{\"path_regex\":\"/points/delete$\",\"kind\":\"503\",\"count\":1000}");
+  g_variant_dict_init (&opts, NULL);
+  g_variant_dict_insert (&opts, "dead-letter", "b", TRUE);
+  g_variant_dict_insert (&opts, "idempotency-key", "s", "delete-two");
+  r = vcall (f, "Delete", g_variant_new ("(s^as@a{sv})", "docs", two, g_variant_dict_end (&opts)),
+             NULL, &error);
+  assert_dbus_error (error, ERR "Unavailable");
+  entry = strstr (error->message, "(dead-lettered as entry ");
+  g_assert_nonnull (entry);
+  id = g_ascii_strtoull (entry + strlen ("(dead-lettered as entry "), NULL, 10);
+  g_clear_error (&error);
+  g_assert_cmpuint (dead_letter_count (f->daemon), ==, 1);
+  g_assert_cmpuint (count (f, NULL), ==, 4);
+
+  cleared = test_api (f, "DELETE", "/__test/faults", NULL);
+  r = bp_test_daemon_call (f->daemon, DLQ_PATH, DLQ_IFACE ".Replay", g_variant_new ("(t)", id), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (bp_test_wait_until (no_dead_letters, f->daemon, 10000));
+  g_assert_cmpuint (count (f, NULL), ==, 3);
+  got = vcall (f, "Retrieve", g_variant_new ("(s^as@a{sv})", "docs", two, no_options ()),
+               "(a(sads))", &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (g_variant_get_child_value (got, 0)), ==, 0);
 }
 
 static const Config plain = { NULL, NULL };
+/* Many 503s on purpose: the breaker must not open in between. */
+static const Config dead_letters = { NULL, "breaker.min-volume=1000\n" };
 static const Config keyed = { "k3y-from-env", "api-key-env=BP_QDRANT_TEST_KEY\n" };
 static const Config keyed_wrong = { "the-real-key", "api-key-env=BP_QDRANT_TEST_KEY\n" };
 
@@ -669,6 +908,8 @@ main (int    argc,
   ADD ("/qdrant/dbus/scroll-reader-gone", &plain, test_scroll_reader_gone);
   ADD ("/qdrant/dbus/retry-after", &plain, test_retry_after);
   ADD ("/qdrant/dbus/server-gone", &plain, test_server_gone);
+  ADD ("/qdrant/dbus/dead-letter/upsert", &dead_letters, test_dead_letter);
+  ADD ("/qdrant/dbus/dead-letter/delete", &dead_letters, test_dead_letter_delete);
   ADD ("/qdrant/dbus/api-key/from-env", &keyed, test_api_key);
   ADD ("/qdrant/dbus/api-key/wrong", &keyed_wrong, test_api_key_wrong);
 

@@ -318,6 +318,59 @@ test_append_double (void)
   g_assert_cmpstr (s->str, ==, "0.1,0.3333333333333333,-2,1e+300");
   g_assert_false (bp_qdrant_json_append_double (s, NAN));
   g_assert_false (bp_qdrant_json_append_double (s, INFINITY));
+
+  /* short decimals are written as such (without printf) */
+  {
+    const struct { double v; const char *text; } cases[] = {
+      { 0.0, "0" }, { -0.0, "-0" }, { 42, "42" }, { -0.5, "-0.5" }, { 0.000001, "0.000001" },
+      { -0.123456, "-0.123456" }, { 123456.789, "123456.789" }, { 0.000000001, "0.000000001" },
+      { 1e-10, "1e-10" }, { 1e15, "1e+15" }, { 999999999999999.0, "999999999999999" },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+      {
+        g_string_truncate (s, 0);
+        g_assert_true (bp_qdrant_json_append_double (s, cases[i].v));
+        g_assert_cmpstr (s->str, ==, cases[i].text);
+      }
+  }
+
+  /* every finite double reads back exactly */
+  {
+    GRand *rand = g_rand_new_with_seed (7);
+
+    for (guint i = 0; i < 200000; i++)
+      {
+        double v;
+
+        switch (i % 4)
+          {
+          case 0: /* a decimal with up to nine fractional digits */
+            v = (double) g_rand_int_range (rand, -2000000000, 2000000000) /
+                pow (10, g_rand_int_range (rand, 0, 10));
+            break;
+          case 1: /* a float32 widened, as embeddings come */
+            v = (float) g_rand_double_range (rand, -1, 1);
+            break;
+          case 2: /* any bit pattern */
+            {
+              guint64 bits = ((guint64) g_rand_int (rand) << 32) | g_rand_int (rand);
+
+              memcpy (&v, &bits, sizeof v);
+              if (!isfinite (v))
+                continue;
+            }
+            break;
+          default:
+            v = g_rand_double_range (rand, -1e6, 1e6);
+          }
+        g_string_truncate (s, 0);
+        g_assert_true (bp_qdrant_json_append_double (s, v));
+        if (g_ascii_strtod (s->str, NULL) != v || signbit (g_ascii_strtod (s->str, NULL)) != signbit (v))
+          g_error ("%.17g written as %s", v, s->str);
+      }
+    g_rand_free (rand);
+  }
 }
 
 static void
@@ -661,6 +714,15 @@ test_jsonl_line (void)
       "{\"id\":\"550e8400-e29b-41d4-a716-446655440000\",\"vector\":{\"img\":[1],\"t\":[2,3]}}" },
     { "{\"id\":\"42\",\"vector\":[1e2],\"payload\":{}}",
       "{\"id\":42,\"vector\":[100],\"payload\":{}}" },
+    /* plain decimals go out as written, white space dropped */
+    { "{\"id\":7,\"vector\":[ -0 , 0.000001 ,-12.250,99999999999999999999999999999999999999 ],"
+      "\"payload\":{ \"k\" : [1, 2] }}",
+      "{\"id\":7,\"vector\":[-0,0.000001,-12.250,99999999999999999999999999999999999999],"
+      "\"payload\":{ \"k\" : [1, 2] }}" },
+    /* keys with escapes and repeated keys take the general path: the last wins */
+    { "{\"\\u0069d\":3,\"vector\":[1]}", "{\"id\":3,\"vector\":[1]}" },
+    { "{\"id\":1,\"vector\":[1],\"id\":2}", "{\"id\":2,\"vector\":[1]}" },
+    { "{\"id\":\"5\",\"vector\":[2.5E-1]}", "{\"id\":5,\"vector\":[0.25]}" },
   };
   const struct {
     const char *line;
@@ -686,6 +748,9 @@ test_jsonl_line (void)
       "vector: must have 1 to 8 components, has 9" },
     { "{\"id\":1,\"vector\":[1e39]}", BP_ERROR_INVALID_ARGUMENT,
       "vector[0]: not a finite 32-bit float" },
+    { "{\"id\":1,\"vector\":[0.5,-999999999999999999999999999999999999999.5]}", BP_ERROR_INVALID_ARGUMENT,
+      "vector[1]: not a finite 32-bit float" },
+    { "{\"id\":1,\"vector\":[0.5,[1]]}", BP_ERROR_INVALID_ARGUMENT, "vector[1]: not a number" },
     { "{\"id\":1,\"vector\":[1e400]}", BP_ERROR_INVALID_ARGUMENT,
       "invalid JSON at offset 18: number out of range" },
     { "{\"id\":1,\"vector\":{}}", BP_ERROR_INVALID_ARGUMENT,

@@ -345,6 +345,73 @@ test_cancelled (void)
   g_assert_finalize_object (reader);
 }
 
+/* ScrollToFd's output (header, points, end line) upserts again. */
+static void
+test_scroll_framing (void)
+{
+  const char *text =
+    "{\"collection\":\"docs\",\"with_payload\":true,\"with_vector\":true}\n"
+    "{\"id\":1,\"payload\":{\"a\":1},\"vector\":[0.5,1]}\n"
+    "{\"id\":\"550e8400-e29b-41d4-a716-446655440000\",\"payload\":{},\"vector\":[1,2]}\n"
+    "{\"end\":{\"points\":2}}\n"
+    "\n";
+  BpQdrantLimits limits;
+  g_autoptr(GInputStream) input = trickle_new (text, 7);
+  g_autoptr(BpQdrantJsonlReader) reader = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *end = NULL;
+  guint n = 0;
+
+  bp_qdrant_limits_init (&limits);
+  reader = bp_qdrant_jsonl_reader_new (input, &limits);
+  g_assert_true (next_batch (reader, 10, &body, &n, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, 2);
+  g_assert_cmpstr (body, ==,
+                   "{\"points\":[{\"id\":1,\"vector\":[0.5,1],\"payload\":{\"a\":1}},"
+                   "{\"id\":\"550e8400-e29b-41d4-a716-446655440000\",\"vector\":[1,2],\"payload\":{}}]}");
+  g_assert_true (next_batch (reader, 10, &end, &n, &error));
+  g_assert_null (end);
+
+  /* a point after the end line */
+  {
+    g_autoptr(GInputStream) in2 = trickle_new ("{\"id\":1,\"vector\":[1]}\n{\"end\":{\"points\":1}}\n"
+                                               "{\"id\":2,\"vector\":[1]}\n", 1000);
+    g_autoptr(BpQdrantJsonlReader) r2 = bp_qdrant_jsonl_reader_new (in2, &limits);
+    g_autofree char *b2 = NULL;
+
+    g_assert_false (next_batch (r2, 10, &b2, &n, &error));
+    g_assert_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT);
+    g_assert_cmpstr (error->message, ==, "line 3: a line after the end line");
+    g_clear_error (&error);
+  }
+  /* a scroll that failed: its error stops the upsert */
+  {
+    g_autoptr(GInputStream) in3 =
+      trickle_new ("{\"collection\":\"docs\"}\n{\"id\":1,\"vector\":[1]}\n"
+                   "{\"error\":{\"name\":\"org.backplane.Backplane1.Error.Unavailable\","
+                   "\"message\":\"HTTP 503: gone\"}}\n", 1000);
+    g_autoptr(BpQdrantJsonlReader) r3 = bp_qdrant_jsonl_reader_new (in3, &limits);
+    g_autofree char *b3 = NULL;
+
+    g_assert_false (next_batch (r3, 10, &b3, &n, &error));
+    g_assert_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT);
+    g_assert_cmpstr (error->message, ==, "line 3: the input ends with an error line: HTTP 503: gone");
+    g_clear_error (&error);
+  }
+  /* a header is only a header on the first line */
+  {
+    g_autoptr(GInputStream) in4 = trickle_new ("{\"id\":1,\"vector\":[1]}\n{\"collection\":\"docs\"}\n", 1000);
+    g_autoptr(BpQdrantJsonlReader) r4 = bp_qdrant_jsonl_reader_new (in4, &limits);
+    g_autofree char *b4 = NULL;
+
+    g_assert_false (next_batch (r4, 10, &b4, &n, &error));
+    g_assert_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT);
+    g_assert_true (g_str_has_prefix (error->message, "line 2: "));
+  }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -358,6 +425,7 @@ main (int    argc,
   g_test_add_func ("/qdrant/jsonl/split-by-bytes", test_split_by_bytes);
   g_test_add_func ("/qdrant/jsonl/empty-input", test_empty_input);
   g_test_add_func ("/qdrant/jsonl/cancelled", test_cancelled);
+  g_test_add_func ("/qdrant/jsonl/scroll-framing", test_scroll_framing);
 
   return g_test_run ();
 }

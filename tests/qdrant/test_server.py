@@ -589,6 +589,32 @@ class WireTest(Base):
             self.assertEqual(self.cl.raw("GET", "/collections")[0], 200)
         log = self.cl.call("GET", "/__test/requests")
         self.assertEqual(len(log), 50)
+        # the log numbers the connections: one here, another for a new client
+        self.assertEqual(len({e["connection"] for e in log}), 1)
+        other = Client(self.server)
+        other.raw("GET", "/collections")
+        other.close()
+        log = self.cl.call("GET", "/__test/requests")
+        self.assertEqual(len({e["connection"] for e in log}), 2)
+
+    def test_response_in_one_segment(self):
+        # Headers and body leave in one write: a client that sends one
+        # request at a time must not wait for its own delayed ACK of the
+        # headers (~40 ms) before the body comes. The first read of the
+        # answer holds all of it.
+        self.create("nd", {"size": 2, "distance": "Dot"})
+        body = b'{"exact":true}'
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
+            for _ in range(3):
+                sock.sendall(b"POST /collections/nd/points/count HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(body), body))
+                data = sock.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int([v for k, v in (line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+                              if k.lower() == b"content-length"][0])
+                self.assertEqual(len(rest), length, data)
+                self.assertEqual(json.loads(rest)["result"], {"count": 0})
 
     def test_gzip_request_body(self):
         body = gzip.compress(json.dumps({"vectors": {"size": 2, "distance": "Dot"}}).encode())
