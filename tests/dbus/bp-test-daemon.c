@@ -1,6 +1,6 @@
 /* bp-test-daemon.c: backplaned from the build tree on a private bus
  *
- * A test helper: starts a private dbus-daemon (GTestDBus), writes a
+ * A test helper: starts a private dbus-daemon (bp-test-bus.h), writes a
  * configuration into a fresh temporary directory (also used as
  * XDG_CONFIG/DATA/STATE/RUNTIME home, so nothing touches the real ones),
  * runs build/core/daemon/backplaned --config … --address … and waits until
@@ -130,9 +130,8 @@ bp_test_daemon_new_full (const char *config_text,
   t->config_path = g_build_filename (t->tmpdir, "backplane.conf", NULL);
   bp_test_daemon_write_config (t, config_text);
 
-  t->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-  g_test_dbus_up (t->bus);
-  t->address = g_strdup (g_test_dbus_get_bus_address (t->bus));
+  t->bus = bp_test_bus_up ();
+  t->address = g_strdup (bp_test_bus_get_address (t->bus));
   t->connection = g_dbus_connection_new_for_address_sync (t->address,
                                                           G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
                                                           G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
@@ -253,8 +252,7 @@ bp_test_daemon_free (BpTestDaemon *t)
   if (t->connection != NULL)
     g_dbus_connection_close_sync (t->connection, NULL, NULL);
   g_clear_object (&t->connection);
-  g_test_dbus_down (t->bus);
-  g_clear_object (&t->bus);
+  bp_test_bus_down (g_steal_pointer (&t->bus));
   rm_rf (t->tmpdir);
   g_free (t->tmpdir);
   g_free (t->config_path);

@@ -6,11 +6,13 @@
 
 #include <gio/gio.h>
 
+#include "../common/bp-test-bus.h"
+
 G_BEGIN_DECLS
 
 typedef struct
 {
-  GTestDBus       *bus;
+  BpTestBus       *bus;
   char            *address;
   GDBusConnection *connection;   /* the test's own connection */
   GSubprocess     *daemon;       /* (nullable) once exited */

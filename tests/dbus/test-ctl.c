@@ -260,7 +260,7 @@ test_daemon_status (void)
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (backends, 1), "state"), ==, "ready");
   g_clear_pointer (&r, ctl_result_free);
 
-  /* Without --address: the session bus (GTestDBus set it for children). */
+  /* Without --address: the session bus (bp_test_bus_up() set it for children). */
   r = run_ctl (NULL, "--json", "status");
   g_assert_cmpint (r->status, ==, 0);
   assert_contains (r->out, "\"daemon-version\": \"" PACKAGE_VERSION "\"");
@@ -568,7 +568,7 @@ test_daemon_dead_letters (void)
 static void
 test_no_daemon (void)
 {
-  g_autoptr(GTestDBus) bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  BpTestBus *bus = NULL;
   const char *const commands[][4] = {
     { "status", NULL },
     { "ping", "sys", NULL },
@@ -577,15 +577,15 @@ test_no_daemon (void)
     { "sql", "pg", "SELECT 1", NULL },
   };
 
-  g_test_dbus_up (bus);
+  bus = bp_test_bus_up ();
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
     {
-      g_autoptr(CtlResult) r = run_ctlv (g_test_dbus_get_bus_address (bus), commands[i]);
+      g_autoptr(CtlResult) r = run_ctlv (bp_test_bus_get_address (bus), commands[i]);
 
       g_assert_cmpint (r->status, ==, 3);
       assert_contains (r->err, "backplaned is not running on this bus");
     }
-  g_test_dbus_down (bus);
+  bp_test_bus_down (bus);
 
   {
     g_autoptr(CtlResult) r = run_ctl (BOGUS_ADDRESS, "status");
@@ -738,7 +738,7 @@ fake_call_free (FakeCall *call)
 
 typedef struct
 {
-  GTestDBus             *bus;
+  BpTestBus             *bus;
   char                  *address;
   GDBusConnection       *connection;
   GHashTable            *nodes;          /* file name → GDBusNodeInfo */
@@ -1426,9 +1426,8 @@ fake_new (void)
   fake->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_dbus_node_info_unref);
   fake->registrations = g_array_new (FALSE, FALSE, sizeof (guint));
   fake->calls = g_ptr_array_new_with_free_func ((GDestroyNotify) fake_call_free);
-  fake->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-  g_test_dbus_up (fake->bus);
-  fake->address = g_strdup (g_test_dbus_get_bus_address (fake->bus));
+  fake->bus = bp_test_bus_up ();
+  fake->address = g_strdup (bp_test_bus_get_address (fake->bus));
   fake->connection = g_dbus_connection_new_for_address_sync (fake->address,
                                                              G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
                                                              G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
@@ -1461,8 +1460,7 @@ fake_free (Fake *fake)
   g_clear_object (&fake->held_wait);
   g_dbus_connection_close_sync (fake->connection, NULL, NULL);
   g_clear_object (&fake->connection);
-  g_test_dbus_down (fake->bus);
-  g_clear_object (&fake->bus);
+  bp_test_bus_down (g_steal_pointer (&fake->bus));
   g_array_unref (fake->registrations);
   g_ptr_array_unref (fake->calls);
   g_hash_table_unref (fake->nodes);
@@ -2061,10 +2059,6 @@ main (int   argc,
 {
   g_test_init (&argc, &argv, NULL);
 
-  /* A test with a GTestDBus first: the first g_test_dbus_up() forks
-   * GTestDBus' watcher process, which exit()s and so runs LeakSanitizer on
-   * a copy of this process; forked before any thread exists, it sees no
-   * false leaks. */
   g_test_add_func ("/ctl/no-daemon", test_no_daemon);
   g_test_add_func ("/ctl/usage", test_usage);
   g_test_add_func ("/ctl/help-version", test_help_version);

@@ -7,9 +7,11 @@
 
 #include <backplane.h>
 
+#include "../common/bp-test-bus.h"
+
 typedef struct
 {
-  GTestDBus       *bus;
+  BpTestBus       *bus;
   GDBusConnection *service;  /* the daemon side */
   GDBusConnection *client;
   BpHost          *host;
@@ -69,19 +71,27 @@ setup (Fixture       *f,
   g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (test_xml, &error);
 
   g_assert_no_error (error);
-  f->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-  g_test_dbus_up (f->bus);
-  f->service = g_dbus_connection_new_for_address_sync (g_test_dbus_get_bus_address (f->bus),
+  f->bus = bp_test_bus_up ();
+  f->service = g_dbus_connection_new_for_address_sync (bp_test_bus_get_address (f->bus),
                                                        G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
                                                        G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
                                                        NULL, NULL, &error);
   g_assert_no_error (error);
-  f->client = g_dbus_connection_new_for_address_sync (g_test_dbus_get_bus_address (f->bus),
+  f->client = g_dbus_connection_new_for_address_sync (bp_test_bus_get_address (f->bus),
                                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
                                                       G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
                                                       NULL, NULL, &error);
   g_assert_no_error (error);
   f->host = bp_host_new (f->service, NULL);
+  /* The host's NameOwnerChanged match is added asynchronously: one round
+   * trip on the same connection makes sure the bus has it before a
+   * client goes away. */
+  {
+    g_autoptr(GVariant) id = g_dbus_connection_call_sync (f->service, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                          "org.freedesktop.DBus", "GetId", NULL, NULL,
+                                                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+    g_assert_nonnull (id);
+  }
   g_assert_true (bp_host_add_interface_xml (f->host, test_xml, &error));
   f->reg_id = g_dbus_connection_register_object (f->service, "/t", info->interfaces[0], &vtable, f, NULL, &error);
   g_assert_no_error (error);
@@ -101,8 +111,7 @@ teardown (Fixture       *f,
   g_clear_object (&f->client);
   g_dbus_connection_close_sync (f->service, NULL, NULL);
   g_clear_object (&f->service);
-  g_test_dbus_down (f->bus);
-  g_clear_object (&f->bus);
+  bp_test_bus_down (g_steal_pointer (&f->bus));
 }
 
 typedef struct

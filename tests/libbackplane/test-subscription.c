@@ -1,6 +1,6 @@
 /* test-subscription.c: batching, unicast, owner-only Close, owner vanish, overflow
  *
- * A private bus (GTestDBus) with three connections: the service (BpHost on
+ * A private bus (tests/common/bp-test-bus.h) with three connections: the service (BpHost on
  * a manual BpClock), the owner of the subscription and another client.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -9,12 +9,14 @@
 
 #include <backplane.h>
 
+#include "../common/bp-test-bus.h"
+
 #define GUARD_SECONDS 90
 #define IFACE BP_SUBSCRIPTION_INTERFACE
 
 typedef struct
 {
-  GTestDBus       *bus;
+  BpTestBus       *bus;
   GDBusConnection *service;
   GDBusConnection *owner;
   GDBusConnection *other;
@@ -86,7 +88,7 @@ connect_bus (Fixture *f)
   g_autoptr(GError) error = NULL;
   GDBusConnection *c;
 
-  c = g_dbus_connection_new_for_address_sync (g_test_dbus_get_bus_address (f->bus),
+  c = g_dbus_connection_new_for_address_sync (bp_test_bus_get_address (f->bus),
                                               G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
                                               G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
                                               NULL, NULL, &error);
@@ -161,13 +163,21 @@ static void
 setup (Fixture       *f,
        gconstpointer  data)
 {
-  f->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-  g_test_dbus_up (f->bus);
+  f->bus = bp_test_bus_up ();
   f->service = connect_bus (f);
   f->owner = connect_bus (f);
   f->other = connect_bus (f);
   f->clock = bp_clock_new_manual (0, 1);
   f->host = bp_host_new (f->service, f->clock);
+  /* The host's NameOwnerChanged match is added asynchronously: one round
+   * trip on the same connection makes sure the bus has it before a
+   * client goes away. */
+  {
+    g_autoptr(GVariant) id = g_dbus_connection_call_sync (f->service, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                          "org.freedesktop.DBus", "GetId", NULL, NULL,
+                                                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+    g_assert_nonnull (id);
+  }
   f->base_watches = bp_host_get_n_watches (f->host);
   f->base_open = bp_subscription_get_n_open ();
   f->events = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
@@ -210,8 +220,7 @@ teardown (Fixture       *f,
   g_assert_finalize_object (f->host);
   g_dbus_connection_close_sync (f->service, NULL, NULL);
   g_clear_object (&f->service);
-  g_test_dbus_down (f->bus);
-  g_clear_object (&f->bus);
+  bp_test_bus_down (g_steal_pointer (&f->bus));
   g_clear_object (&f->clock);
   g_ptr_array_unref (f->events);
   g_array_unref (f->batch_bytes);
