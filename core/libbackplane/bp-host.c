@@ -1,6 +1,6 @@
 /* bp-host.c: the daemon services a backend uses
  *
- * One BpHost lives in backplaned (and in tests, on a GTestDBus bus). It
+ * One BpHost lives in backplaned (and in tests, on a private bus). It
  * holds the bus connection and gives backends four things:
  *
  *  - caller tracking: ONE NameOwnerChanged subscription for the whole daemon;
