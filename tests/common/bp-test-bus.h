@@ -17,8 +17,9 @@
 
 typedef struct
 {
-  GSubprocess *daemon;
-  char        *address;
+  GSubprocess     *daemon;
+  char            *address;
+  GDBusConnection *session;   /* the process's session-bus singleton */
 } BpTestBus;
 
 static void
@@ -47,6 +48,13 @@ bp_test_bus_up (void)
   g_assert_nonnull (bus->address);
   g_strstrip (bus->address);
   g_setenv ("DBUS_SESSION_BUS_ADDRESS", bus->address, TRUE);
+  /* Libraries may open the shared session-bus connection behind our back
+   * (GSettings/dconf via a proxy resolver, for one). Its exit-on-close
+   * would raise SIGTERM in this process when the bus goes down: take that
+   * singleton now and turn it off, as GTestDBus does. */
+  bus->session = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  g_assert_no_error (error);
+  g_dbus_connection_set_exit_on_close (bus->session, FALSE);
   return bus;
 }
 
@@ -62,6 +70,8 @@ bp_test_bus_down (BpTestBus *bus)
   if (bus == NULL)
     return;
   g_unsetenv ("DBUS_SESSION_BUS_ADDRESS");
+  g_dbus_connection_close_sync (bus->session, NULL, NULL);
+  g_clear_object (&bus->session);
   g_subprocess_send_signal (bus->daemon, SIGTERM);
   g_subprocess_wait (bus->daemon, NULL, NULL);
   g_clear_object (&bus->daemon);
