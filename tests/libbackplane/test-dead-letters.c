@@ -1258,8 +1258,11 @@ test_concurrent_enqueue_replay (Fixture       *fx,
   while (c.done < 2 * n_keys)
     g_main_context_iteration (NULL, TRUE);
   g_assert_cmpuint (c.errors, ==, 0);
-  g_assert_cmpuint (c.added, ==, n_keys);
-  g_assert_cmpuint (fx->signals.added, ==, n_keys);
+  /* A key whose first entry was already replayed away when its second
+   * enqueue ran is a new dead letter: between n_keys and 2·n_keys rows. */
+  g_assert_cmpuint (c.added, >=, n_keys);
+  g_assert_cmpuint (c.added, <=, 2 * n_keys);
+  g_assert_cmpuint (fx->signals.added, ==, c.added);
 
   /* Mid-way the store's count agrees with its own listing. */
   settle (fx->dl);
@@ -1270,14 +1273,14 @@ test_concurrent_enqueue_replay (Fixture       *fx,
     g_assert_no_error (error);
     g_assert_cmpuint (g_variant_n_children (all), ==, bp_dead_letters_get_count (fx->dl));
   }
-  g_assert_cmpuint (bp_dead_letters_get_count (fx->dl) + fx->signals.resolved, ==, n_keys);
+  g_assert_cmpuint (bp_dead_letters_get_count (fx->dl) + fx->signals.resolved, ==, c.added);
 
   while (bp_dead_letters_get_count (fx->dl) > 0)
     {
       g_assert_cmpuint (++rounds, <, 1000);
       advance (fx->dl, fx->clock, 500 * MS);
     }
-  g_assert_cmpuint (fx->signals.resolved, ==, n_keys);
+  g_assert_cmpuint (fx->signals.resolved, ==, c.added);
   g_assert_cmpuint (fx->signals.poisoned, ==, 0);
   /* Every failure was followed by a success of the same entry. */
   g_assert_cmpuint (r.n_calls, >=, n_keys);
