@@ -108,7 +108,10 @@ G_DECLARE_DERIVABLE_TYPE (BpBackend, bp_backend, BP, BACKEND, GObject)
  *   ignore (e.g. SQLSTATE 40001 retryable, 23505 ignore); used by the
  *   backend's breaker and retry. The default is bp_failure_kind_from_error().
  *
- * Subclasses implement these. All are called on the main context.
+ * Subclasses implement these. All are called on the main context. The
+ * default @start_finish / @stop_finish propagate a #GTask boolean and the
+ * default @check_health_finish a #GTask string (the detail), so a subclass
+ * whose async functions complete a #GTask that way need not override them.
  */
 struct _BpBackendClass
 {

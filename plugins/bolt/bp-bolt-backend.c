@@ -1850,14 +1850,6 @@ bp_bolt_backend_start_async (BpBackend           *backend,
   run_health (self, cancellable, start_checked_cb, g_steal_pointer (&task));
 }
 
-static gboolean
-bp_bolt_backend_start_finish (BpBackend     *backend,
-                              GAsyncResult  *result,
-                              GError       **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 typedef struct
 {
   guint pending;
@@ -1947,23 +1939,6 @@ bp_bolt_backend_check_health_async (BpBackend           *backend,
 
   g_task_set_source_tag (task, bp_bolt_backend_check_health_async);
   run_health (BP_BOLT_BACKEND (backend), cancellable, health_done_cb, task);
-}
-
-static gboolean
-bp_bolt_backend_check_health_finish (BpBackend     *backend,
-                                     GAsyncResult  *result,
-                                     char         **detail,
-                                     GError       **error)
-{
-  char *d = g_task_propagate_pointer (G_TASK (result), error);
-
-  if (d == NULL)
-    return FALSE;
-  if (detail != NULL)
-    *detail = d;
-  else
-    g_free (d);
-  return TRUE;
 }
 
 /* One pool: its stats. Several (routing): the sums, and per server. */
@@ -2057,11 +2032,9 @@ bp_bolt_backend_class_init (BpBoltBackendClass *klass)
   object_class->finalize = bp_bolt_backend_finalize;
   backend_class->configure = bp_bolt_backend_configure;
   backend_class->start_async = bp_bolt_backend_start_async;
-  backend_class->start_finish = bp_bolt_backend_start_finish;
   backend_class->stop_async = bp_bolt_backend_stop_async;
   backend_class->stop_finish = bp_bolt_backend_stop_finish;
   backend_class->check_health_async = bp_bolt_backend_check_health_async;
-  backend_class->check_health_finish = bp_bolt_backend_check_health_finish;
   backend_class->dup_pool_stats = bp_bolt_backend_dup_pool_stats;
   backend_class->classify_error = bp_bolt_backend_classify_error;
 }

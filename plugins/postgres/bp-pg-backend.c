@@ -1438,14 +1438,6 @@ bp_pg_backend_start_async (BpBackend           *backend,
   start_pool (self, task);
 }
 
-static gboolean
-bp_pg_backend_start_finish (BpBackend     *backend,
-                            GAsyncResult  *result,
-                            GError       **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static void
 stop_cluster_cb (GObject      *object,
                  GAsyncResult *result,
@@ -1555,23 +1547,6 @@ bp_pg_backend_check_health_async (BpBackend           *backend,
 
   g_task_set_source_tag (task, bp_pg_backend_check_health_async);
   run_health (BP_PG_BACKEND (backend), cancellable, health_done_cb, task);
-}
-
-static gboolean
-bp_pg_backend_check_health_finish (BpBackend     *backend,
-                                   GAsyncResult  *result,
-                                   char         **detail,
-                                   GError       **error)
-{
-  char *d = g_task_propagate_pointer (G_TASK (result), error);
-
-  if (d == NULL)
-    return FALSE;
-  if (detail != NULL)
-    *detail = d;
-  else
-    g_free (d);
-  return TRUE;
 }
 
 /* Main context: the one attempt of a replay ended. */
@@ -1740,11 +1715,9 @@ bp_pg_backend_class_init (BpPgBackendClass *klass)
   object_class->finalize = bp_pg_backend_finalize;
   backend_class->configure = bp_pg_backend_configure;
   backend_class->start_async = bp_pg_backend_start_async;
-  backend_class->start_finish = bp_pg_backend_start_finish;
   backend_class->stop_async = bp_pg_backend_stop_async;
   backend_class->stop_finish = bp_pg_backend_stop_finish;
   backend_class->check_health_async = bp_pg_backend_check_health_async;
-  backend_class->check_health_finish = bp_pg_backend_check_health_finish;
   backend_class->dup_pool_stats = bp_pg_backend_dup_pool_stats;
   backend_class->classify_error = bp_pg_backend_classify_error;
   backend_class->replay_async = bp_pg_backend_replay_async;

@@ -1734,14 +1734,6 @@ bp_qdrant_backend_start_async (BpBackend           *backend,
   run_version_check (self, cancellable, bp_qdrant_backend_start_async, start_checked_cb, task);
 }
 
-static gboolean
-bp_qdrant_backend_start_finish (BpBackend     *backend,
-                                GAsyncResult  *result,
-                                GError       **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static void
 bp_qdrant_backend_check_health_async (BpBackend           *backend,
                                       GCancellable        *cancellable,
@@ -1933,7 +1925,6 @@ bp_qdrant_backend_class_init (BpQdrantBackendClass *klass)
   object_class->finalize = bp_qdrant_backend_finalize;
   backend_class->configure = bp_qdrant_backend_configure;
   backend_class->start_async = bp_qdrant_backend_start_async;
-  backend_class->start_finish = bp_qdrant_backend_start_finish;
   backend_class->check_health_async = bp_qdrant_backend_check_health_async;
   backend_class->check_health_finish = bp_qdrant_backend_check_health_finish;
   backend_class->dup_pool_stats = bp_qdrant_backend_dup_pool_stats;

@@ -725,23 +725,6 @@ bp_shell_backend_check_health_async (BpBackend           *backend,
   bp_shell_process_run_async (options, cancellable, health_run_cb, g_steal_pointer (&task));
 }
 
-static gboolean
-bp_shell_backend_check_health_finish (BpBackend     *backend,
-                                      GAsyncResult  *result,
-                                      char         **detail,
-                                      GError       **error)
-{
-  char *d = g_task_propagate_pointer (G_TASK (result), error);
-
-  if (d == NULL)
-    return FALSE;
-  if (detail != NULL)
-    *detail = d;
-  else
-    g_free (d);
-  return TRUE;
-}
-
 static GVariant *
 bp_shell_backend_dup_pool_stats (BpBackend *backend)
 {
@@ -808,7 +791,6 @@ bp_shell_backend_class_init (BpShellBackendClass *klass)
   backend_class->stop_async = bp_shell_backend_stop_async;
   backend_class->stop_finish = bp_shell_backend_stop_finish;
   backend_class->check_health_async = bp_shell_backend_check_health_async;
-  backend_class->check_health_finish = bp_shell_backend_check_health_finish;
   backend_class->dup_pool_stats = bp_shell_backend_dup_pool_stats;
 }
 

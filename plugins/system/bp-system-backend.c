@@ -318,23 +318,6 @@ bp_system_backend_check_health_async (BpBackend           *backend,
   run_health (BP_SYSTEM_BACKEND (backend), cancellable, bp_system_backend_check_health_async, callback, user_data);
 }
 
-static gboolean
-bp_system_backend_check_health_finish (BpBackend     *backend,
-                                       GAsyncResult  *result,
-                                       char         **detail,
-                                       GError       **error)
-{
-  char *d = g_task_propagate_pointer (G_TASK (result), error);
-
-  if (d == NULL)
-    return FALSE;
-  if (detail != NULL)
-    *detail = d;
-  else
-    g_free (d);
-  return TRUE;
-}
-
 static void
 bp_system_backend_dispose (GObject *object)
 {
@@ -365,7 +348,6 @@ bp_system_backend_class_init (BpSystemBackendClass *klass)
   backend_class->start_async = bp_system_backend_start_async;
   backend_class->start_finish = bp_system_backend_start_finish;
   backend_class->check_health_async = bp_system_backend_check_health_async;
-  backend_class->check_health_finish = bp_system_backend_check_health_finish;
 }
 
 static void
