@@ -1214,6 +1214,8 @@ bp_daemon_run (BpDaemon *self)
   bp_host_unexport (self->host, G_DBUS_INTERFACE_SKELETON (self->manager));
   g_dbus_object_manager_server_set_connection (self->object_manager, NULL);
   bp_loop_monitor_uninstall ();
+  /* The loop has ended: nothing is served any more, so waiting here for the
+   * last replies to leave is what we want. */
   g_dbus_connection_flush_sync (self->connection, NULL, NULL);
   return self->exit_status;
 }
