@@ -684,8 +684,8 @@ bp_backend_classify_error (BpBackend    *self,
   return BP_BACKEND_GET_CLASS (self)->classify_error (self, error);
 }
 
-/* bp_backend_call_async(): retry (outside) around the breaker (inside)
- * around the backend's operation, so every attempt is admitted by the
+/* bp_backend_call_async(): the retry policy around the breaker, fused in
+ * bp_retry_run_with_breaker_async(), so every attempt is admitted by the
  * breaker and a CIRCUIT_OPEN rejection is retried only when its retry-after
  * fits the deadline. */
 typedef struct
@@ -704,31 +704,6 @@ call_data_free (CallData *data)
     data->op_data_destroy (data->op_data);
   g_clear_object (&data->backend);
   g_free (data);
-}
-
-static void
-breaker_attempt_start (gpointer             op_data,
-                       GCancellable        *cancellable,
-                       GAsyncReadyCallback  callback,
-                       gpointer             callback_data)
-{
-  CallData *data = op_data;
-  BpBackendPrivate *priv = bp_backend_get_instance_private (data->backend);
-
-  bp_breaker_call_async (priv->breaker, &data->op, data->op_data, NULL, NULL,
-                         cancellable, callback, callback_data);
-}
-
-static gboolean
-breaker_attempt_finish (gpointer       op_data,
-                        GAsyncResult  *result,
-                        gpointer      *out_result,
-                        GError       **error)
-{
-  CallData *data = op_data;
-  BpBackendPrivate *priv = bp_backend_get_instance_private (data->backend);
-
-  return bp_breaker_call_finish (priv->breaker, result, out_result, NULL, error);
 }
 
 static void
@@ -779,10 +754,8 @@ bp_backend_call_async (BpBackend           *self,
                        gpointer             user_data)
 {
   BpBackendPrivate *priv = bp_backend_get_instance_private (self);
-  static const BpOperation attempt = { breaker_attempt_start, breaker_attempt_finish, NULL };
   GTask *task;
   CallData *data;
-  BpOperation wrapped;
 
   g_return_if_fail (BP_IS_BACKEND (self));
   g_return_if_fail (op != NULL);
@@ -796,10 +769,8 @@ bp_backend_call_async (BpBackend           *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, bp_backend_call_async);
   g_task_set_task_data (task, data, (GDestroyNotify) call_data_free);
-  wrapped = attempt;
-  wrapped.free_result = op->free_result;
-  bp_retry_run_async (priv->retry, &wrapped, data, NULL, idempotency, cancellable,
-                      backend_call_done_cb, task);
+  bp_retry_run_with_breaker_async (priv->retry, priv->breaker, &data->op, data->op_data, NULL,
+                                   idempotency, cancellable, backend_call_done_cb, task);
 }
 
 /**

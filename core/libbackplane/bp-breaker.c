@@ -32,7 +32,8 @@
 
 #include <string.h>
 
-#include "bp-breaker.h"
+#include "bp-breaker-private.h"
+#include "bp-epoch-private.h"
 
 #include "bp-error.h"
 
@@ -108,7 +109,7 @@ struct _BpBreaker
   gboolean        would_open_latched;
 
   WindowBucket   *buckets;              /* (owned) (array length=n_buckets) */
-  gint64          bucket_us;
+  BpEpoch         ring;                 /* bucket of a clock time */
 
   /* Totals since creation (or the last reset) */
   guint64         successes;
@@ -119,15 +120,6 @@ struct _BpBreaker
   guint64         rejected;
   guint64         stale;
   guint64         fallbacks;
-};
-
-struct _BpBreakerPermit
-{
-  BpBreaker      *breaker;              /* (owned) */
-  guint64         generation;
-  BpBreakerState  admitted_state;
-  gint64          start_us;
-  gboolean        tracked;              /* FALSE when admitted while DISABLED */
 };
 
 G_DEFINE_FINAL_TYPE (BpBreaker, bp_breaker, G_TYPE_OBJECT)
@@ -262,15 +254,6 @@ emit_pending (BpBreaker     *self,
     }
 }
 
-static gint64
-floor_div (gint64 a,
-           gint64 b)
-{
-  gint64 q = a / b;
-
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 static guint
 latency_bin (gint64 us)
 {
@@ -312,7 +295,8 @@ window_realloc_locked (BpBreaker *self)
 {
   g_free (self->buckets);
   self->buckets = g_new0 (WindowBucket, self->n_buckets);
-  self->bucket_us = MAX (1, (gint64) self->window_ms * 1000 / self->n_buckets);
+  bp_epoch_init (&self->ring, MAX (1, (gint64) self->window_ms * 1000 / self->n_buckets),
+                 self->n_buckets);
   window_clear_locked (self);
 }
 
@@ -320,8 +304,9 @@ static WindowBucket *
 window_bucket_locked (BpBreaker *self,
                       gint64     now)
 {
-  gint64 epoch = floor_div (now, self->bucket_us);
-  WindowBucket *b = &self->buckets[((epoch % self->n_buckets) + self->n_buckets) % self->n_buckets];
+  guint slot;
+  gint64 epoch = bp_epoch_at (&self->ring, now, &slot);
+  WindowBucket *b = &self->buckets[slot];
 
   if (b->epoch != epoch)
     {
@@ -346,7 +331,7 @@ window_sum_locked (BpBreaker *self,
                    guint64   *failures,
                    guint64   *slow)
 {
-  gint64 epoch = floor_div (now, self->bucket_us);
+  gint64 epoch = bp_epoch_at (&self->ring, now, NULL);
 
   *calls = *failures = *slow = 0;
   for (guint i = 0; i < self->n_buckets; i++)
@@ -1040,18 +1025,22 @@ reject_locked (BpBreaker  *self,
   return error;
 }
 
-/* Admission into caller-owned storage (bp_breaker_call_async() embeds the
- * permit in its call data: no allocation, no extra reference). */
-static gboolean
-admit (BpBreaker        *self,
-       BpBreakerPermit  *permit,
-       GError          **error)
+/* Admission into caller-owned storage (bp_breaker_call_async() and the
+ * fused retry path embed the permit in their call data: no allocation, no
+ * extra reference). @now is the breaker clock's time if the caller has just
+ * read it, or -1. Also reads the per-call timeout under the same lock. */
+gboolean
+bp_breaker_admit_into (BpBreaker        *self,
+                       gint64            now,
+                       BpBreakerPermit  *permit,
+                       guint            *out_timeout_ms,
+                       GError          **error)
 {
   Pending pending = { 0, };
   GError *local_error = NULL;
-  gint64 now;
 
-  now = bp_clock_get_time (self->clock);
+  if (now < 0)
+    now = bp_clock_get_time (self->clock);
   g_mutex_lock (&self->mutex);
 
   switch (self->mode)
@@ -1100,6 +1089,8 @@ admit (BpBreaker        *self,
       break;
     }
 
+  if (out_timeout_ms != NULL)
+    *out_timeout_ms = self->timeout_ms;
   g_mutex_unlock (&self->mutex);
 
   emit_pending (self, &pending);
@@ -1137,7 +1128,7 @@ bp_breaker_try_acquire (BpBreaker  *self,
   g_return_val_if_fail (BP_IS_BREAKER (self), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!admit (self, &admitted, error))
+  if (!bp_breaker_admit_into (self, -1, &admitted, NULL, error))
     return NULL;
   permit = g_new (BpBreakerPermit, 1);
   *permit = admitted;
@@ -1262,6 +1253,16 @@ outcome_from_error (BpBreaker    *self,
   if (error_is_timeout (error))
     return BP_BREAKER_OUTCOME_TIMEOUT;
   return BP_BREAKER_OUTCOME_FAILURE;
+}
+
+/* Records the outcome of an embedded permit: success when @error is %NULL,
+ * otherwise as the breaker's classifier says. */
+void
+bp_breaker_record (BpBreaker             *self,
+                   const BpBreakerPermit *permit,
+                   const GError          *error)
+{
+  permit_record (self, permit, outcome_from_error (self, error));
 }
 
 /**
@@ -1418,6 +1419,63 @@ static void     call_op_done_cb (GObject      *source,
                                  gpointer      user_data);
 static gboolean call_timeout_cb (gpointer      user_data);
 
+static GTask *
+call_task_new (BpBreaker           *self,
+               const BpOperation   *op,
+               gpointer             op_data,
+               GDestroyNotify       op_data_destroy,
+               BpFallbackFunc       fallback,
+               GCancellable        *cancellable,
+               GAsyncReadyCallback  callback,
+               gpointer             user_data)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  CallData *data;
+
+  g_task_set_source_tag (task, bp_breaker_call_async);
+  data = g_new0 (CallData, 1);
+  data->op = *op;
+  data->op_data = op_data;
+  data->op_data_destroy = op_data_destroy;
+  data->fallback = fallback;
+  g_task_set_task_data (task, data, call_data_free);
+  return task;
+}
+
+/* Starts the admitted call: arms the timeout if there is one, then the
+ * operation. Takes ownership of @task. */
+static void
+call_start (GTask *task)
+{
+  BpBreaker *self = g_task_get_source_object (task);
+  CallData *data = g_task_get_task_data (task);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  GCancellable *op_cancellable = cancellable;
+
+  if (data->timeout_ms > 0)
+    {
+      data->op_cancellable = g_cancellable_new ();
+      op_cancellable = data->op_cancellable;
+      if (cancellable != NULL)
+        {
+          data->caller_cancellable = g_object_ref (cancellable);
+          data->cancel_handler = g_cancellable_connect (cancellable,
+                                                        G_CALLBACK (call_cancel_child_cb),
+                                                        g_object_ref (data->op_cancellable),
+                                                        g_object_unref);
+        }
+
+      /* The task owns the source through its data; the source only borrows
+       * the task, and is destroyed before the task is. */
+      data->timeout_source = bp_clock_timeout_source_new (self->clock,
+                                                          (gint64) data->timeout_ms * 1000);
+      g_source_set_callback (data->timeout_source, call_timeout_cb, task, NULL);
+      g_source_attach (data->timeout_source, g_task_get_context (task));
+    }
+
+  data->op.start (data->op_data, op_cancellable, call_op_done_cb, task);
+}
+
 /**
  * bp_breaker_call_async:
  * @self: a #BpBreaker
@@ -1452,56 +1510,47 @@ bp_breaker_call_async (BpBreaker           *self,
   g_autoptr(GTask) task = NULL;
   GError *error = NULL;
   CallData *data;
-  GCancellable *op_cancellable;
 
   g_return_if_fail (BP_IS_BREAKER (self));
   g_return_if_fail (op != NULL && op->start != NULL && op->finish != NULL);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, bp_breaker_call_async);
+  task = call_task_new (self, op, op_data, op_data_destroy, fallback,
+                        cancellable, callback, user_data);
+  data = g_task_get_task_data (task);
 
-  data = g_new0 (CallData, 1);
-  data->op = *op;
-  data->op_data = op_data;
-  data->op_data_destroy = op_data_destroy;
-  data->fallback = fallback;
-  g_task_set_task_data (task, data, call_data_free);
-
-  data->holds_permit = admit (self, &data->permit, &error);
+  data->holds_permit = bp_breaker_admit_into (self, -1, &data->permit, &data->timeout_ms, &error);
   if (!data->holds_permit)
     {
       call_return_error (task, error, TRUE);
       return;
     }
 
-  g_mutex_lock (&self->mutex);
-  data->timeout_ms = self->timeout_ms;
-  g_mutex_unlock (&self->mutex);
+  call_start (g_steal_pointer (&task));
+}
 
-  op_cancellable = cancellable;
-  if (data->timeout_ms > 0)
-    {
-      data->op_cancellable = g_cancellable_new ();
-      op_cancellable = data->op_cancellable;
-      if (cancellable != NULL)
-        {
-          data->caller_cancellable = g_object_ref (cancellable);
-          data->cancel_handler = g_cancellable_connect (cancellable,
-                                                        G_CALLBACK (call_cancel_child_cb),
-                                                        g_object_ref (data->op_cancellable),
-                                                        g_object_unref);
-        }
+/* For the fused retry path: runs @op under a permit already admitted (it is
+ * copied), with the per-call timeout read at admission. Completes like
+ * bp_breaker_call_async() without a fallback. */
+void
+bp_breaker_call_admitted_async (BpBreaker              *self,
+                                const BpBreakerPermit  *permit,
+                                guint                   timeout_ms,
+                                const BpOperation      *op,
+                                gpointer                op_data,
+                                GCancellable           *cancellable,
+                                GAsyncReadyCallback     callback,
+                                gpointer                user_data)
+{
+  GTask *task;
+  CallData *data;
 
-      /* The task owns the source through its data; the source only borrows
-       * the task, and is destroyed before the task is. */
-      data->timeout_source = bp_clock_timeout_source_new (self->clock,
-                                                          (gint64) data->timeout_ms * 1000);
-      g_source_set_callback (data->timeout_source, call_timeout_cb, task, NULL);
-      g_source_attach (data->timeout_source, g_task_get_context (task));
-    }
-
-  data->op.start (data->op_data, op_cancellable, call_op_done_cb, g_object_ref (task));
+  task = call_task_new (self, op, op_data, NULL, NULL, cancellable, callback, user_data);
+  data = g_task_get_task_data (task);
+  data->permit = *permit;
+  data->holds_permit = TRUE;
+  data->timeout_ms = timeout_ms;
+  call_start (task);
 }
 
 static void
@@ -1671,7 +1720,7 @@ bp_breaker_dup_stats (BpBreaker *self)
 
   g_mutex_lock (&self->mutex);
 
-  epoch = floor_div (now, self->bucket_us);
+  epoch = bp_epoch_at (&self->ring, now, NULL);
   window_sum_locked (self, now, &calls, &failures, &slow);
   for (guint i = 0; i < self->n_buckets; i++)
     {

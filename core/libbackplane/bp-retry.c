@@ -16,10 +16,14 @@
  *  6. every retry must withdraw from the budget, if there is one.
  * The error of the last attempt is returned unchanged.
  *
- * Sleeps are BpClock timeout sources in the task's main context, raced
+ * bp_retry_run_with_breaker_async() also admits every attempt through a
+ * BpBreaker, inline (see bp-breaker-private.h): one object per call instead
+ * of a GTask per layer.
+ *
+ * Sleeps are BpClock timeout sources in the run's main context, raced
  * against a GCancellableSource, so a cancellation during a sleep completes the
- * task from the main loop without starting another attempt, and nothing stays
- * armed once the task has completed.
+ * run from the main loop without starting another attempt, and nothing stays
+ * armed once the run has completed.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -27,6 +31,8 @@
 
 #include "bp-retry.h"
 
+#include "bp-breaker-private.h"
+#include "bp-epoch-private.h"
 #include "bp-error.h"
 
 G_DEFINE_ENUM_TYPE (BpFailureKind, bp_failure_kind,
@@ -146,9 +152,9 @@ struct _BpRetryBudget
   BpClock        *clock;          /* (owned) */
   double          ratio;
   double          min_per_second;
-  gint64          bucket_us;
 
   GMutex          mutex;          /* protects every field below */
+  BpEpoch         ring;           /* bucket of a clock time */
   BudgetBucket    buckets[BUDGET_N_BUCKETS];
   double          reserve;        /* tokens of the per-second reserve */
   gint64          reserve_at;     /* clock time of the last refill */
@@ -194,7 +200,7 @@ bp_retry_budget_new (BpClock *clock,
   self->ratio = ratio;
   self->min_per_second = min_per_second;
   window_ms = CLAMP (window_ms, 100, 600000);
-  self->bucket_us = (gint64) window_ms * 1000 / BUDGET_N_BUCKETS;
+  bp_epoch_init (&self->ring, (gint64) window_ms * 1000 / BUDGET_N_BUCKETS, BUDGET_N_BUCKETS);
   g_mutex_init (&self->mutex);
   for (guint i = 0; i < BUDGET_N_BUCKETS; i++)
     self->buckets[i].epoch = -1;
@@ -235,22 +241,14 @@ bp_retry_budget_unref (BpRetryBudget *self)
   g_free (self);
 }
 
-static gint64
-floor_div (gint64 a,
-           gint64 b)
-{
-  gint64 q = a / b;
-
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* Called with the mutex held; returns the bucket of @now, cleared if stale. */
 static BudgetBucket *
 budget_bucket_locked (BpRetryBudget *self,
                       gint64         now)
 {
-  gint64 epoch = floor_div (now, self->bucket_us);
-  BudgetBucket *b = &self->buckets[((epoch % BUDGET_N_BUCKETS) + BUDGET_N_BUCKETS) % BUDGET_N_BUCKETS];
+  guint slot;
+  gint64 epoch = bp_epoch_at (&self->ring, now, &slot);
+  BudgetBucket *b = &self->buckets[slot];
 
   if (b->epoch != epoch)
     {
@@ -259,6 +257,16 @@ budget_bucket_locked (BpRetryBudget *self,
       b->withdrawals = 0;
     }
   return b;
+}
+
+static void
+budget_deposit_at (BpRetryBudget *self,
+                   gint64         now)
+{
+  g_mutex_lock (&self->mutex);
+  budget_bucket_locked (self, now)->deposits++;
+  self->total_deposits++;
+  g_mutex_unlock (&self->mutex);
 }
 
 /**
@@ -271,15 +279,9 @@ budget_bucket_locked (BpRetryBudget *self,
 void
 bp_retry_budget_deposit (BpRetryBudget *self)
 {
-  gint64 now;
-
   g_return_if_fail (self != NULL);
 
-  now = bp_clock_get_time (self->clock);
-  g_mutex_lock (&self->mutex);
-  budget_bucket_locked (self, now)->deposits++;
-  self->total_deposits++;
-  g_mutex_unlock (&self->mutex);
+  budget_deposit_at (self, bp_clock_get_time (self->clock));
 }
 
 /**
@@ -303,9 +305,10 @@ bp_retry_budget_try_withdraw (BpRetryBudget *self)
   g_return_val_if_fail (self != NULL, FALSE);
 
   now = bp_clock_get_time (self->clock);
-  epoch = floor_div (now, self->bucket_us);
 
   g_mutex_lock (&self->mutex);
+
+  epoch = bp_epoch_at (&self->ring, now, NULL);
 
   if (now > self->reserve_at)
     {
@@ -807,25 +810,70 @@ bp_retry_compute_delay (BpRetry *self,
   return compute_delay (self->clock, jitter, base_us, cap_us, retry_index, prev_delay_us);
 }
 
-typedef struct
+/* A run --------------------------------------------------------------------
+ *
+ * A run is its own GAsyncResult rather than a GTask with task data: one
+ * GObject holds the whole run (no separate allocation), and completing it
+ * from the operation's callback calls the caller's callback directly,
+ * without GTask's per-return thread-default push/pop and "completed"
+ * notification. The around-a-completed-GTask overhead of a call through
+ * breaker and retry is the benchmark of bench/bench-resilience.c.
+ *
+ * It keeps GTask's contract: the callback runs in the thread-default main
+ * context of the bp_retry_run_async() caller, never before that function
+ * has returned (a completion reached while starting, or from another
+ * context, goes through an idle source in the caller's context), and a run
+ * whose cancellable was cancelled finishes with `G_IO_ERROR_CANCELLED` even
+ * if its last attempt succeeded.
+ */
+
+#define BP_TYPE_RETRY_RUN (bp_retry_run_get_type ())
+G_DECLARE_FINAL_TYPE (BpRetryRun, bp_retry_run, BP, RETRY_RUN, GObject)
+
+struct _BpRetryRun
 {
-  BpOperation     op;
-  gpointer        op_data;           /* (owned by op_data_destroy) */
-  GDestroyNotify  op_data_destroy;   /* (nullable) */
-  BpIdempotency   idempotency;
-  BpClassifyFunc  classify;          /* (nullable) */
-  gpointer        classify_data;
-  BpRetryBudget  *budget;            /* (owned) (nullable) */
-  guint           max_attempts;
-  BpJitter        jitter;
-  gint64          base_us;
-  gint64          cap_us;
-  gint64          deadline;          /* absolute clock time, G_MAXINT64: none */
-  guint           attempts;          /* attempts started */
-  gint64          prev_delay_us;
-  GSource        *sleep_source;      /* (owned) (nullable) */
-  GSource        *cancel_source;     /* (owned) (nullable) */
-} RetryRunData;
+  GObject              parent_instance;
+
+  BpRetry             *retry;             /* (owned): the source object */
+  GCancellable        *cancellable;       /* (owned) (nullable) */
+  GMainContext        *context;           /* (owned): the caller's thread-default */
+  GAsyncReadyCallback  callback;          /* (nullable) */
+  gpointer             user_data;
+  gboolean             starting;          /* inside retry_run(): complete from an idle */
+  gboolean             completed;
+
+  gpointer             result;            /* (owned by op.free_result) */
+  GError              *error;             /* (owned) (nullable) */
+
+  BpOperation          op;
+  gpointer             op_data;           /* (owned by op_data_destroy) */
+  GDestroyNotify       op_data_destroy;   /* (nullable) */
+  BpIdempotency        idempotency;
+  BpClassifyFunc       classify;          /* (nullable) */
+  gpointer             classify_data;
+  BpRetryBudget       *budget;            /* (owned) (nullable) */
+  guint                max_attempts;
+  BpJitter             jitter;
+  gint64               base_us;
+  gint64               cap_us;
+  gint64               deadline;          /* absolute clock time, G_MAXINT64: none */
+  guint                attempts;          /* attempts started */
+  gint64               prev_delay_us;
+  GSource             *sleep_source;      /* (owned) (nullable) */
+  GSource             *cancel_source;     /* (owned) (nullable) */
+
+  BpBreaker           *breaker;           /* (owned) (nullable): admits every attempt */
+  BpBreakerPermit      permit;            /* the current attempt's, while holds_permit */
+  gboolean             holds_permit;
+  gboolean             via_breaker_call;  /* the current attempt runs in the breaker's
+                                           * own call, for its per-call timeout */
+};
+
+static void bp_retry_run_async_result_iface_init (GAsyncResultIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (BpRetryRun, bp_retry_run, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT,
+                                                      bp_retry_run_async_result_iface_init))
 
 static void
 clear_source (GSource **source)
@@ -837,73 +885,194 @@ clear_source (GSource **source)
 }
 
 static void
-retry_run_data_free (gpointer p)
+bp_retry_run_finalize (GObject *object)
 {
-  RetryRunData *data = p;
+  BpRetryRun *run = BP_RETRY_RUN (object);
 
-  clear_source (&data->sleep_source);
-  clear_source (&data->cancel_source);
-  g_clear_pointer (&data->budget, bp_retry_budget_unref);
-  if (data->op_data_destroy != NULL)
-    data->op_data_destroy (data->op_data);
-  g_free (data);
+  clear_source (&run->sleep_source);
+  clear_source (&run->cancel_source);
+  if (run->result != NULL && run->op.free_result != NULL)
+    run->op.free_result (run->result);
+  g_clear_error (&run->error);
+  g_clear_pointer (&run->budget, bp_retry_budget_unref);
+  g_clear_object (&run->breaker);
+  if (run->op_data_destroy != NULL)
+    run->op_data_destroy (run->op_data);
+  g_clear_object (&run->cancellable);
+  g_main_context_unref (run->context);
+  g_clear_object (&run->retry);
+
+  G_OBJECT_CLASS (bp_retry_run_parent_class)->finalize (object);
+}
+
+static void
+bp_retry_run_class_init (BpRetryRunClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = bp_retry_run_finalize;
+}
+
+static void
+bp_retry_run_init (BpRetryRun *run)
+{
+}
+
+static GObject *
+bp_retry_run_get_source_object (GAsyncResult *result)
+{
+  return g_object_ref (G_OBJECT (BP_RETRY_RUN (result)->retry));
+}
+
+static gpointer
+bp_retry_run_get_user_data (GAsyncResult *result)
+{
+  return BP_RETRY_RUN (result)->user_data;
+}
+
+static gboolean
+bp_retry_run_is_tagged (GAsyncResult *result,
+                        gpointer      source_tag)
+{
+  return source_tag == bp_retry_run_async;
+}
+
+static void
+bp_retry_run_async_result_iface_init (GAsyncResultIface *iface)
+{
+  iface->get_source_object = bp_retry_run_get_source_object;
+  iface->get_user_data = bp_retry_run_get_user_data;
+  iface->is_tagged = bp_retry_run_is_tagged;
+}
+
+static void
+run_return_now (BpRetryRun *run)
+{
+  if (run->callback != NULL)
+    run->callback (G_OBJECT (run->retry), G_ASYNC_RESULT (run), run->user_data);
+}
+
+static gboolean
+run_complete_in_idle_cb (gpointer user_data)
+{
+  run_return_now (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+run_in_own_context (BpRetryRun *run)
+{
+  GMainContext *current = g_main_context_get_thread_default ();
+
+  return run->context == (current != NULL ? current : g_main_context_default ());
+}
+
+/* Completes @run with its result or @error (transfer full, nullable) and
+ * drops the reference the caller held. */
+static void
+run_complete (BpRetryRun *run,
+              GError     *error)
+{
+  GSource *idle;
+
+  g_assert (!run->completed);
+  run->completed = TRUE;
+  run->error = error;
+
+  if (!run->starting && run_in_own_context (run))
+    {
+      run_return_now (run);
+      g_object_unref (run);
+      return;
+    }
+
+  idle = g_idle_source_new ();
+  g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+  g_source_set_callback (idle, run_complete_in_idle_cb, run, g_object_unref);
+  g_source_set_static_name (idle, "[backplane] bp_retry_run_async");
+  g_source_attach (idle, run->context);
+  g_source_unref (idle);
 }
 
 static void retry_attempt_done_cb (GObject      *source,
                                    GAsyncResult *result,
                                    gpointer      user_data);
+static void retry_attempt_failed  (BpRetryRun   *run,
+                                   GError       *error);
 
-/* Takes ownership of @task. */
+/* Takes a reference on @run for the attempt. With a breaker, the attempt
+ * is admitted here; a rejection is a failed attempt (BP_ERROR_CIRCUIT_OPEN)
+ * that never reaches the operation. Without a per-call timeout the
+ * operation is started directly and its outcome recorded in
+ * retry_attempt_done_cb(). With one, the attempt goes through the
+ * breaker's own call, which owns the timer and the late result. */
 static void
-retry_start_attempt (GTask *task)
+retry_start_attempt (BpRetryRun *run,
+                     gint64      now)
 {
-  RetryRunData *data = g_task_get_task_data (task);
+  guint timeout_ms = 0;
 
-  data->attempts++;
-  data->op.start (data->op_data,
-                  g_task_get_cancellable (task),
-                  retry_attempt_done_cb,
-                  task);
+  run->attempts++;
+  run->via_breaker_call = FALSE;
+
+  if (run->breaker != NULL)
+    {
+      GError *error = NULL;
+
+      if (!bp_breaker_admit_into (run->breaker, now, &run->permit, &timeout_ms, &error))
+        {
+          retry_attempt_failed (g_object_ref (run), error);
+          return;
+        }
+      if (timeout_ms > 0)
+        {
+          run->via_breaker_call = TRUE;
+          bp_breaker_call_admitted_async (run->breaker, &run->permit, timeout_ms,
+                                          &run->op, run->op_data, run->cancellable,
+                                          retry_attempt_done_cb, g_object_ref (run));
+          return;
+        }
+      run->holds_permit = TRUE;
+    }
+
+  run->op.start (run->op_data, run->cancellable, retry_attempt_done_cb, g_object_ref (run));
 }
 
 /* Decides whether to retry after @error. Returns the sleep in µs, or -1. */
 static gint64
-retry_decide (BpRetry      *self,
-              GTask        *task,
-              RetryRunData *data,
+retry_decide (BpRetryRun   *run,
               const GError *error)
 {
+  BpClock *clock = run->retry->clock;
   BpFailureKind kind;
   gint64 now;
   gint64 remaining;
   gint64 delay;
 
-  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)) ||
+  if (g_cancellable_is_cancelled (run->cancellable) ||
       g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return -1;
 
-  kind = data->classify != NULL ? data->classify (error, data->classify_data)
-                                : bp_failure_kind_from_error (error);
+  kind = run->classify != NULL ? run->classify (error, run->classify_data)
+                               : bp_failure_kind_from_error (error);
   if (kind == BP_FAILURE_FATAL || kind == BP_FAILURE_IGNORE)
     return -1;
-  if (data->idempotency == BP_IDEMPOTENCY_UNSAFE)
+  if (run->idempotency == BP_IDEMPOTENCY_UNSAFE)
     return -1;
-  if (data->attempts >= data->max_attempts)
+  if (run->attempts >= run->max_attempts)
     return -1;
 
-  now = bp_clock_get_time (self->clock);
-  if (now >= data->deadline)
+  now = bp_clock_get_time (clock);
+  if (now >= run->deadline)
     return -1;
-  remaining = data->deadline - now;
+  remaining = run->deadline - now;
 
-  delay = compute_delay (self->clock, data->jitter, data->base_us, data->cap_us,
-                         data->attempts - 1, data->prev_delay_us);
-  data->prev_delay_us = delay;
+  delay = compute_delay (clock, run->jitter, run->base_us, run->cap_us,
+                         run->attempts - 1, run->prev_delay_us);
+  run->prev_delay_us = delay;
 
   if (g_error_matches (error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN))
     {
       gint64 retry_after_ms = bp_error_get_retry_after (error);
-      gint64 limit = data->deadline != G_MAXINT64 ? remaining : data->cap_us;
+      gint64 limit = run->deadline != G_MAXINT64 ? remaining : run->cap_us;
 
       /* A forced-open breaker gives no retry-after: it will not close soon. */
       if (retry_after_ms < 0 || retry_after_ms > limit / 1000)
@@ -913,9 +1082,9 @@ retry_decide (BpRetry      *self,
 
   delay = MIN (delay, remaining);
 
-  if (data->budget != NULL && !bp_retry_budget_try_withdraw (data->budget))
+  if (run->budget != NULL && !bp_retry_budget_try_withdraw (run->budget))
     {
-      g_debug ("retry: budget exhausted after attempt %u", data->attempts);
+      g_debug ("retry: budget exhausted after attempt %u", run->attempts);
       return -1;
     }
 
@@ -926,69 +1095,96 @@ static gboolean retry_sleep_done_cb      (gpointer      user_data);
 static gboolean retry_sleep_cancelled_cb (GCancellable *cancellable,
                                           gpointer      user_data);
 
+/* The attempt's reference on the run comes back here. */
 static void
 retry_attempt_done_cb (GObject      *source,
                        GAsyncResult *result,
                        gpointer      user_data)
 {
-  g_autoptr(GTask) task = user_data;
-  RetryRunData *data = g_task_get_task_data (task);
-  BpRetry *self = g_task_get_source_object (task);
-  GCancellable *cancellable = g_task_get_cancellable (task);
-  g_autoptr(GError) error = NULL;
+  BpRetryRun *run = user_data;
+  GError *error = NULL;
   gpointer op_result = NULL;
-  GMainContext *context;
-  gint64 delay;
+  gboolean ok;
 
-  if (data->op.finish (data->op_data, result, &op_result, &error))
-    {
-      g_task_return_pointer (task, op_result, data->op.free_result);
-      return;
-    }
-  if (error == NULL)
+  if (run->via_breaker_call)
+    ok = bp_breaker_call_finish (run->breaker, result, &op_result, NULL, &error);
+  else
+    ok = run->op.finish (run->op_data, result, &op_result, &error);
+
+  if (!ok && error == NULL)
     error = g_error_new_literal (BP_ERROR, BP_ERROR_FAILED,
                                  "operation failed without setting an error");
 
-  delay = retry_decide (self, task, data, error);
+  if (run->holds_permit)
+    {
+      run->holds_permit = FALSE;
+      bp_breaker_record (run->breaker, &run->permit, ok ? NULL : error);
+    }
+
+  if (ok)
+    {
+      g_clear_error (&error);
+      run->result = op_result;
+      run_complete (run, NULL);
+      return;
+    }
+
+  retry_attempt_failed (run, error);
+}
+
+/* Takes a reference on @run and @error: completes the run with @error or
+ * sleeps before the next attempt. */
+static void
+retry_attempt_failed (BpRetryRun *run,
+                      GError     *error)
+{
+  gint64 delay;
+
+  delay = retry_decide (run, error);
   if (delay < 0)
     {
-      g_task_return_error (task, g_steal_pointer (&error));
+      run_complete (run, error);
       return;
     }
 
   g_debug ("retry: attempt %u failed (%s), next in %" G_GINT64_FORMAT " µs",
-           data->attempts, error->message, delay);
+           run->attempts, error->message, delay);
+  g_error_free (error);
 
   /* Race the sleep against the cancellable; whichever fires first destroys
-   * both, and each holds a reference on the task meanwhile. */
-  context = g_task_get_context (task);
-  data->sleep_source = bp_clock_timeout_source_new (self->clock, delay);
-  g_source_set_callback (data->sleep_source, retry_sleep_done_cb,
-                         g_object_ref (task), g_object_unref);
-  g_source_attach (data->sleep_source, context);
+   * both. Each holds a reference on the run meanwhile; the one passed in
+   * goes to the sleep. */
+  run->sleep_source = bp_clock_timeout_source_new (run->retry->clock, delay);
+  g_source_set_callback (run->sleep_source, retry_sleep_done_cb, run, g_object_unref);
+  g_source_attach (run->sleep_source, run->context);
 
-  if (cancellable != NULL)
+  if (run->cancellable != NULL)
     {
-      data->cancel_source = g_cancellable_source_new (cancellable);
-      g_source_set_callback (data->cancel_source, (GSourceFunc) retry_sleep_cancelled_cb,
-                             g_object_ref (task), g_object_unref);
-      g_source_attach (data->cancel_source, context);
+      run->cancel_source = g_cancellable_source_new (run->cancellable);
+      g_source_set_callback (run->cancel_source, (GSourceFunc) retry_sleep_cancelled_cb,
+                             g_object_ref (run), g_object_unref);
+      g_source_attach (run->cancel_source, run->context);
     }
 }
 
 static gboolean
 retry_sleep_done_cb (gpointer user_data)
 {
-  g_autoptr(GTask) task = g_object_ref (user_data);
-  RetryRunData *data = g_task_get_task_data (task);
+  g_autoptr(BpRetryRun) run = g_object_ref (user_data);
 
-  clear_source (&data->sleep_source);
-  clear_source (&data->cancel_source);
+  clear_source (&run->sleep_source);
+  clear_source (&run->cancel_source);
 
-  if (g_task_return_error_if_cancelled (task))
-    return G_SOURCE_REMOVE;
+  if (g_cancellable_is_cancelled (run->cancellable))
+    {
+      GError *error = NULL;
 
-  retry_start_attempt (g_steal_pointer (&task));
+      g_cancellable_set_error_if_cancelled (run->cancellable, &error);
+      run_complete (g_steal_pointer (&run), error);
+      return G_SOURCE_REMOVE;
+    }
+
+  retry_start_attempt (run, -1);
   return G_SOURCE_REMOVE;
 }
 
@@ -996,16 +1192,79 @@ static gboolean
 retry_sleep_cancelled_cb (GCancellable *cancellable,
                           gpointer      user_data)
 {
-  g_autoptr(GTask) task = g_object_ref (user_data);
-  RetryRunData *data = g_task_get_task_data (task);
+  g_autoptr(BpRetryRun) run = g_object_ref (user_data);
+  GError *error = NULL;
 
-  clear_source (&data->sleep_source);
-  clear_source (&data->cancel_source);
+  clear_source (&run->sleep_source);
+  clear_source (&run->cancel_source);
 
-  g_debug ("retry: cancelled while sleeping after attempt %u", data->attempts);
-  if (!g_task_return_error_if_cancelled (task))
+  g_debug ("retry: cancelled while sleeping after attempt %u", run->attempts);
+  if (!g_cancellable_set_error_if_cancelled (cancellable, &error))
     g_assert_not_reached ();
+  run_complete (g_steal_pointer (&run), error);
   return G_SOURCE_REMOVE;
+}
+
+static void
+retry_run (BpRetry             *self,
+           BpBreaker           *breaker,
+           const BpOperation   *op,
+           gpointer             op_data,
+           GDestroyNotify       op_data_destroy,
+           BpIdempotency        idempotency,
+           GCancellable        *cancellable,
+           GAsyncReadyCallback  callback,
+           gpointer             user_data)
+{
+  BpRetryRun *run;
+  GError *error = NULL;
+  gint64 now = -1;
+
+  run = g_object_new (BP_TYPE_RETRY_RUN, NULL);
+  run->retry = g_object_ref (self);
+  run->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
+  run->context = g_main_context_ref_thread_default ();
+  run->callback = callback;
+  run->user_data = user_data;
+  run->starting = TRUE;
+  run->op = *op;
+  run->op_data = op_data;
+  run->op_data_destroy = op_data_destroy;
+  run->idempotency = idempotency;
+  run->breaker = breaker != NULL ? g_object_ref (breaker) : NULL;
+
+  g_mutex_lock (&self->mutex);
+  run->classify = self->classify;
+  run->classify_data = self->classify_data;
+  run->budget = self->budget != NULL ? bp_retry_budget_ref (self->budget) : NULL;
+  run->max_attempts = self->max_attempts;
+  run->jitter = self->jitter;
+  run->base_us = (gint64) self->base_ms * 1000;
+  run->cap_us = (gint64) self->cap_ms * 1000;
+  run->deadline = self->deadline_ms > 0
+                  ? bp_clock_get_time (self->clock) + (gint64) self->deadline_ms * 1000
+                  : G_MAXINT64;
+  g_mutex_unlock (&self->mutex);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, &error))
+    {
+      run_complete (run, error);
+      return;
+    }
+
+  /* One clock read for the deposit and the admission when both use the
+   * same clock, as a backend's do. */
+  if (run->budget != NULL)
+    {
+      now = bp_clock_get_time (run->budget->clock);
+      budget_deposit_at (run->budget, now);
+      if (run->breaker != NULL && bp_breaker_get_clock (run->breaker) != run->budget->clock)
+        now = -1;
+    }
+
+  retry_start_attempt (run, now);
+  run->starting = FALSE;
+  g_object_unref (run);
 }
 
 /**
@@ -1037,44 +1296,61 @@ bp_retry_run_async (BpRetry             *self,
                     GAsyncReadyCallback  callback,
                     gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-  RetryRunData *data;
-
   g_return_if_fail (BP_IS_RETRY (self));
   g_return_if_fail (op != NULL && op->start != NULL && op->finish != NULL);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, bp_retry_run_async);
+  retry_run (self, NULL, op, op_data, op_data_destroy, idempotency,
+             cancellable, callback, user_data);
+}
 
-  data = g_new0 (RetryRunData, 1);
-  data->op = *op;
-  data->op_data = op_data;
-  data->op_data_destroy = op_data_destroy;
-  data->idempotency = idempotency;
+/**
+ * bp_retry_run_with_breaker_async:
+ * @self: a #BpRetry
+ * @breaker: the circuit breaker that admits every attempt
+ * @op: the operation (copied)
+ * @op_data: (nullable): passed to @op's functions; it lives until the run
+ *   has completed, and, after a per-call timeout, until the timed-out
+ *   attempt's late result has come
+ * @op_data_destroy: (nullable): frees @op_data
+ * @idempotency: what @op declares; only idempotent or keyed operations are
+ *   retried
+ * @cancellable: (nullable): cancels the run, including a sleep between
+ *   attempts; it is passed to every attempt (with a per-call timeout, as the
+ *   parent of the attempt's own cancellable)
+ * @callback: called when the run completes, in the thread-default main
+ *   context of the caller
+ * @user_data: data for @callback
+ *
+ * Runs @op as bp_retry_run_async() does, with every attempt admitted by
+ * @breaker: the same as wrapping each attempt in bp_breaker_call_async()
+ * (without a fallback), in one #GTask instead of one per attempt plus one
+ * for the run. A rejected attempt fails with %BP_ERROR_CIRCUIT_OPEN and is
+ * retried only if its retry-after fits (rule 5); each admitted attempt's
+ * outcome is recorded with the breaker's classifier; the breaker's
+ * #BpBreaker:timeout-ms applies to each attempt and a timed-out attempt
+ * fails with %BP_ERROR_TIMEOUT. This is what bp_backend_call_async() uses.
+ *
+ * Finish with bp_retry_run_finish().
+ */
+void
+bp_retry_run_with_breaker_async (BpRetry             *self,
+                                 BpBreaker           *breaker,
+                                 const BpOperation   *op,
+                                 gpointer             op_data,
+                                 GDestroyNotify       op_data_destroy,
+                                 BpIdempotency        idempotency,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_return_if_fail (BP_IS_RETRY (self));
+  g_return_if_fail (BP_IS_BREAKER (breaker));
+  g_return_if_fail (op != NULL && op->start != NULL && op->finish != NULL);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  g_mutex_lock (&self->mutex);
-  data->classify = self->classify;
-  data->classify_data = self->classify_data;
-  data->budget = self->budget != NULL ? bp_retry_budget_ref (self->budget) : NULL;
-  data->max_attempts = self->max_attempts;
-  data->jitter = self->jitter;
-  data->base_us = (gint64) self->base_ms * 1000;
-  data->cap_us = (gint64) self->cap_ms * 1000;
-  data->deadline = self->deadline_ms > 0
-                   ? bp_clock_get_time (self->clock) + (gint64) self->deadline_ms * 1000
-                   : G_MAXINT64;
-  g_mutex_unlock (&self->mutex);
-
-  g_task_set_task_data (task, data, retry_run_data_free);
-
-  if (g_task_return_error_if_cancelled (task))
-    return;
-
-  if (data->budget != NULL)
-    bp_retry_budget_deposit (data->budget);
-
-  retry_start_attempt (g_steal_pointer (&task));
+  retry_run (self, breaker, op, op_data, op_data_destroy, idempotency,
+             cancellable, callback, user_data);
 }
 
 /**
@@ -1097,29 +1373,36 @@ bp_retry_run_finish (BpRetry       *self,
                      guint         *out_attempts,
                      GError       **error)
 {
-  GTask *task = G_TASK (result);
-  RetryRunData *data;
-  GError *local_error = NULL;
+  BpRetryRun *run;
   gpointer op_result;
 
   g_return_val_if_fail (BP_IS_RETRY (self), FALSE);
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-  g_return_val_if_fail (g_task_get_source_tag (task) == bp_retry_run_async, FALSE);
+  g_return_val_if_fail (BP_IS_RETRY_RUN (result), FALSE);
 
-  data = g_task_get_task_data (task);
+  run = BP_RETRY_RUN (result);
+  g_return_val_if_fail (run->retry == self, FALSE);
+  g_return_val_if_fail (run->completed, FALSE);
+
   if (out_attempts != NULL)
-    *out_attempts = data->attempts;
+    *out_attempts = run->attempts;
 
-  op_result = g_task_propagate_pointer (task, &local_error);
-  if (local_error != NULL)
+  if (run->error != NULL)
     {
-      g_propagate_error (error, local_error);
+      g_propagate_error (error, g_steal_pointer (&run->error));
+      return FALSE;
+    }
+
+  op_result = g_steal_pointer (&run->result);
+  if (g_cancellable_set_error_if_cancelled (run->cancellable, error))
+    {
+      if (op_result != NULL && run->op.free_result != NULL)
+        run->op.free_result (op_result);
       return FALSE;
     }
 
   if (out_result != NULL)
     *out_result = op_result;
-  else if (op_result != NULL && data->op.free_result != NULL)
-    data->op.free_result (op_result);
+  else if (op_result != NULL && run->op.free_result != NULL)
+    run->op.free_result (op_result);
   return TRUE;
 }

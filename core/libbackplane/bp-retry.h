@@ -203,6 +203,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BpRetryBudget, bp_retry_budget_unref)
 
 /* BpRetry ---------------------------------------------------------------- */
 
+/* Declared in full in bp-breaker.h (which includes this header). */
+typedef struct _BpBreaker BpBreaker;
+
 #define BP_TYPE_RETRY (bp_retry_get_type ())
 
 BP_AVAILABLE_IN_ALL
@@ -228,6 +231,17 @@ gint64         bp_retry_compute_delay      (BpRetry              *self,
                                             gint64                prev_delay_us);
 BP_AVAILABLE_IN_ALL
 void           bp_retry_run_async          (BpRetry              *self,
+                                            const BpOperation    *op,
+                                            gpointer              op_data,
+                                            GDestroyNotify        op_data_destroy,
+                                            BpIdempotency         idempotency,
+                                            GCancellable         *cancellable,
+                                            GAsyncReadyCallback   callback,
+                                            gpointer              user_data);
+BP_AVAILABLE_IN_ALL
+void           bp_retry_run_with_breaker_async
+                                           (BpRetry              *self,
+                                            BpBreaker            *breaker,
                                             const BpOperation    *op,
                                             gpointer              op_data,
                                             GDestroyNotify        op_data_destroy,

@@ -24,6 +24,7 @@ typedef struct
 {
   guint         n_started;
   gboolean      manual;
+  gboolean      ignore_cancellable; /* finish as if the cancellable were never there */
   guint         n_fail;
   GError       *fail_error;        /* (owned) (nullable) */
   GPtrArray    *pending;           /* (element-type GTask) (owned) */
@@ -57,7 +58,8 @@ fake_start (gpointer             op_data,
             gpointer             callback_data)
 {
   FakeOp *f = op_data;
-  GTask *task = g_task_new (NULL, cancellable, callback, callback_data);
+  GTask *task = g_task_new (NULL, f->ignore_cancellable ? NULL : cancellable,
+                            callback, callback_data);
 
   f->n_started++;
   g_set_object (&f->last_cancellable, cancellable);
@@ -871,9 +873,27 @@ composed_finish (gpointer       op_data,
 
 static const BpOperation composed_op = { composed_start, composed_finish, g_free };
 
+/* Runs @c's backend through retry and breaker: composed from the public
+ * pieces, or fused in bp_retry_run_with_breaker_async(). Both must behave
+ * the same. */
 static void
-test_x_breaker (void)
+run_x_breaker (BpRetry       *retry,
+               Composed      *c,
+               gboolean       fused,
+               BpIdempotency  idempotency,
+               Outcome       *o)
 {
+  if (fused)
+    bp_retry_run_with_breaker_async (retry, c->breaker, &fake_op, c->backend, NULL,
+                                     idempotency, NULL, run_done_cb, o);
+  else
+    bp_retry_run_async (retry, &composed_op, c, NULL, idempotency, NULL, run_done_cb, o);
+}
+
+static void
+test_x_breaker (gconstpointer user_data)
+{
+  gboolean fused = GPOINTER_TO_INT (user_data);
   BpClock *clock = bp_clock_new_manual (T0, 1);
   BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 500);
   BpBreaker *breaker = bp_breaker_new ("x", clock);
@@ -888,7 +908,7 @@ test_x_breaker (void)
 
   /* OPEN with retry-after 1000 ms > 500 ms left: not retried, backend untouched */
   bp_breaker_force_open (breaker);
-  bp_retry_run_async (retry, &composed_op, &c, NULL, BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  run_x_breaker (retry, &c, fused, BP_IDEMPOTENCY_IDEMPOTENT, &o);
   iterate ();
   g_assert_cmpuint (o.n_callbacks, ==, 1);
   g_assert_error (o.error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN);
@@ -901,7 +921,7 @@ test_x_breaker (void)
    * half-opens and admits it, the probe succeeds and closes it. */
   g_object_set (retry, "deadline-ms", 5000, NULL);
   bp_breaker_force_open (breaker);
-  bp_retry_run_async (retry, &composed_op, &c, NULL, BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  run_x_breaker (retry, &c, fused, BP_IDEMPOTENCY_IDEMPOTENT, &o);
   iterate ();
   advance (clock, 999 * MS);
   g_assert_cmpuint (backend.n_started, ==, 0);
@@ -919,7 +939,7 @@ test_x_breaker (void)
   fake_clear (&backend);
   fake_init (&backend, G_MAXUINT,
              g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED, "connection lost after send"));
-  bp_retry_run_async (retry, &composed_op, &c, NULL, BP_IDEMPOTENCY_UNSAFE, NULL, run_done_cb, &o);
+  run_x_breaker (retry, &c, fused, BP_IDEMPOTENCY_UNSAFE, &o);
   iterate ();
   g_assert_cmpuint (o.n_callbacks, ==, 1);
   g_assert_error (o.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
@@ -931,7 +951,7 @@ test_x_breaker (void)
   outcome_clear (&o);
 
   /* The same operation declared idempotent is retried. */
-  bp_retry_run_async (retry, &composed_op, &c, NULL, BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  run_x_breaker (retry, &c, fused, BP_IDEMPOTENCY_IDEMPOTENT, &o);
   iterate ();
   for (guint i = 0; i < 50 && o.n_callbacks == 0; i++)
     advance (clock, 100 * MS);
@@ -941,6 +961,418 @@ test_x_breaker (void)
   outcome_clear (&o);
 
   fake_clear (&backend);
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (breaker);
+  g_assert_finalize_object (clock);
+}
+
+/* The fused path (bp_retry_run_with_breaker_async) ----------------------- */
+
+static guint64
+stat_u64 (BpBreaker  *breaker,
+          const char *key)
+{
+  g_autoptr(GVariant) stats = bp_breaker_dup_stats (breaker);
+  guint64 v = G_MAXUINT64;
+
+  g_assert_true (g_variant_lookup (stats, key, "t", &v));
+  return v;
+}
+
+/* A per-call timeout applies to each attempt; a timed-out attempt's late
+ * result is finished and dropped, and never counts. */
+static void
+test_fused_timeout_late_result (void)
+{
+  BpClock *clock = bp_clock_new_manual (T0, 1);
+  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
+  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  g_autoptr(GCancellable) first = NULL;
+  FakeOp f;
+  Outcome o = { 0, };
+
+  g_object_set (breaker, "timeout-ms", 50, "min-volume", 100, NULL);
+  fake_init (&f, 0, NULL);
+  f.manual = TRUE;
+
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  iterate ();
+  g_assert_cmpuint (f.n_started, ==, 1);
+  /* with a timeout the attempt gets its own cancellable */
+  g_assert_nonnull (f.last_cancellable);
+  first = g_object_ref (f.last_cancellable);
+  g_assert_false (g_cancellable_is_cancelled (first));
+
+  advance (clock, 49 * MS);
+  g_assert_false (g_cancellable_is_cancelled (first));
+  advance (clock, 1 * MS);
+  g_assert_true (g_cancellable_is_cancelled (first));
+  g_assert_cmpuint (stat_u64 (breaker, "timeouts"), ==, 1);
+  g_assert_cmpuint (o.n_callbacks, ==, 0);
+  g_assert_cmpuint (f.n_started, ==, 1);
+
+  /* the backoff, then attempt 2 */
+  advance (clock, 100 * MS);
+  g_assert_cmpuint (f.n_started, ==, 2);
+  g_assert_true (f.last_cancellable != first);
+
+  /* attempt 1's late success is dropped: no callback, no success counted */
+  fake_complete (&f, NULL);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 0);
+  g_assert_cmpuint (stat_u64 (breaker, "successes"), ==, 0);
+
+  fake_complete (&f, NULL);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_true (o.ok);
+  g_assert_cmpstr (o.result, ==, "result-2");
+  g_assert_cmpuint (o.attempts, ==, 2);
+  g_assert_cmpuint (stat_u64 (breaker, "successes"), ==, 1);
+  g_assert_cmpuint (stat_u64 (breaker, "timeouts"), ==, 1);
+  g_assert_cmpuint (bp_clock_get_n_pending (clock), ==, 0);
+  outcome_clear (&o);
+
+  fake_clear (&f);
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (breaker);
+  g_assert_finalize_object (clock);
+}
+
+/* Failures count, ignored errors do not (and are not retried). */
+static void
+test_fused_ignored (void)
+{
+  BpClock *clock = bp_clock_new_manual (T0, 1);
+  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
+  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  FakeOp f;
+  Outcome o = { 0, };
+
+  g_object_set (breaker, "min-volume", 100, NULL);
+
+  fake_init (&f, G_MAXUINT, g_error_new_literal (BP_ERROR, BP_ERROR_NOT_FOUND, "no such row"));
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_error (o.error, BP_ERROR, BP_ERROR_NOT_FOUND);
+  g_assert_cmpuint (o.attempts, ==, 1);
+  g_assert_cmpuint (stat_u64 (breaker, "ignored"), ==, 1);
+  g_assert_cmpuint (stat_u64 (breaker, "failures"), ==, 0);
+  outcome_clear (&o);
+  fake_clear (&f);
+
+  fake_init (&f, G_MAXUINT, unavailable ());
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  iterate ();
+  for (guint i = 0; i < 10 && o.n_callbacks == 0; i++)
+    advance (clock, 100 * MS);
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_error (o.error, BP_ERROR, BP_ERROR_UNAVAILABLE);
+  g_assert_cmpuint (o.attempts, ==, 3);
+  g_assert_cmpuint (stat_u64 (breaker, "failures"), ==, 3);
+  g_assert_cmpuint (stat_u64 (breaker, "window-volume"), ==, 3);
+  outcome_clear (&o);
+  fake_clear (&f);
+
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (breaker);
+  g_assert_finalize_object (clock);
+}
+
+/* The callback never runs before bp_retry_run_with_breaker_async() has
+ * returned, not even for a rejection decided inside it. */
+static void
+test_fused_never_synchronous (void)
+{
+  BpClock *clock = bp_clock_new_manual (T0, 1);
+  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
+  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  FakeOp f;
+  Outcome o = { 0, };
+
+  fake_init (&f, 0, NULL);
+
+  bp_breaker_force_open (breaker);
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  g_assert_cmpuint (o.n_callbacks, ==, 0);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_error (o.error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN);
+  g_assert_cmpuint (o.attempts, ==, 1);
+  g_assert_cmpuint (f.n_started, ==, 0);
+  g_assert_cmpuint (stat_u64 (breaker, "rejected"), ==, 1);
+  outcome_clear (&o);
+
+  bp_breaker_reset (breaker);
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  g_assert_cmpuint (o.n_callbacks, ==, 0);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_true (o.ok);
+  outcome_clear (&o);
+
+  fake_clear (&f);
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (breaker);
+  g_assert_finalize_object (clock);
+}
+
+static void
+test_fused_cancel (void)
+{
+  BpClock *clock = bp_clock_new_manual (T0, 1);
+  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
+  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  FakeOp f;
+  Outcome o = { 0, };
+
+  fake_init (&f, 0, NULL);
+
+  /* cancelled before the start: no attempt, no admission */
+  g_cancellable_cancel (cancellable);
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, cancellable, run_done_cb, &o);
+  g_assert_cmpuint (o.n_callbacks, ==, 0);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_error (o.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpuint (o.attempts, ==, 0);
+  g_assert_cmpuint (f.n_started, ==, 0);
+  outcome_clear (&o);
+
+  /* cancelled in flight, and the operation succeeds anyway: the run reports
+   * the cancellation (as a GTask would) and frees the result */
+  g_cancellable_reset (cancellable);
+  f.manual = TRUE;
+  f.ignore_cancellable = TRUE;
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, cancellable, run_done_cb, &o);
+  iterate ();
+  g_assert_cmpuint (f.n_started, ==, 1);
+  g_cancellable_cancel (cancellable);
+  fake_complete (&f, NULL);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_error (o.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_null (o.result);
+  g_assert_cmpuint (o.attempts, ==, 1);
+  /* the backend did succeed, and the breaker knows */
+  g_assert_cmpuint (stat_u64 (breaker, "successes"), ==, 1);
+  outcome_clear (&o);
+
+  fake_clear (&f);
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (breaker);
+  g_assert_finalize_object (clock);
+}
+
+typedef struct
+{
+  BpClock      *clock;
+  GMainContext *context;   /* the thread's */
+  GMainContext *seen;      /* the thread-default in the callback */
+  GThread      *seen_thread;
+  Outcome       o;
+} ThreadRun;
+
+static void
+thread_run_done_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  ThreadRun *t = user_data;
+
+  t->seen = g_main_context_get_thread_default ();
+  t->seen_thread = g_thread_self ();
+  run_done_cb (source, result, &t->o);
+}
+
+static gpointer
+thread_run_func (gpointer user_data)
+{
+  ThreadRun *t = user_data;
+  BpRetry *retry = new_retry (t->clock, BP_JITTER_NONE, 0, 0, 3, 0);
+  BpBreaker *breaker = bp_breaker_new ("thread", t->clock);
+  FakeOp f;
+
+  g_main_context_push_thread_default (t->context);
+
+  /* one failure, a zero-length backoff, then success: every step must run
+   * in this thread's context */
+  fake_init (&f, 1, unavailable ());
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, NULL, thread_run_done_cb, t);
+  while (t->o.n_callbacks == 0)
+    g_main_context_iteration (t->context, TRUE);
+
+  g_main_context_pop_thread_default (t->context);
+  fake_clear (&f);
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (breaker);
+  return NULL;
+}
+
+static void
+test_fused_thread_context (void)
+{
+  ThreadRun t = { 0, };
+  GThread *thread;
+
+  t.clock = bp_clock_new_manual (T0, 1);
+  t.context = g_main_context_new ();
+  thread = g_thread_new ("fused", thread_run_func, &t);
+  g_thread_join (thread);
+
+  g_assert_true (t.seen == t.context);
+  g_assert_true (t.seen_thread == thread);
+  g_assert_true (t.o.ok);
+  g_assert_cmpuint (t.o.attempts, ==, 2);
+  g_assert_false (g_main_context_pending (NULL));
+  outcome_clear (&t.o);
+
+  g_main_context_unref (t.context);
+  g_assert_finalize_object (t.clock);
+}
+
+static guint n_op_data_freed;
+
+static void
+count_op_data_free (gpointer data)
+{
+  n_op_data_freed++;
+}
+
+static void
+async_result_done_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  Outcome *o = user_data;
+  g_autoptr(GObject) source_object = g_async_result_get_source_object (result);
+
+  g_assert_true (source_object == source);
+  g_assert_true (BP_IS_RETRY (source_object));
+  g_assert_true (g_async_result_get_user_data (result) == user_data);
+  g_assert_true (g_async_result_is_tagged (result, bp_retry_run_async));
+  g_assert_false (g_async_result_is_tagged (result, bp_retry_run_finish));
+  /* the operation's data lives until the run is over */
+  g_assert_cmpuint (n_op_data_freed, ==, 0);
+  run_done_cb (source, result, o);
+}
+
+static void
+test_fused_async_result (void)
+{
+  BpClock *clock = bp_clock_new_manual (T0, 1);
+  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
+  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  FakeOp f;
+  Outcome o = { 0, };
+
+  fake_init (&f, 0, NULL);
+  n_op_data_freed = 0;
+  bp_retry_run_with_breaker_async (retry, breaker, &fake_op, &f, count_op_data_free,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, NULL, async_result_done_cb, &o);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_true (o.ok);
+  g_assert_cmpuint (n_op_data_freed, ==, 1);
+  outcome_clear (&o);
+
+  fake_clear (&f);
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (breaker);
+  g_assert_finalize_object (clock);
+}
+
+/* An operation that breaks the GTask rule and calls back from a thread of
+ * its own, in that thread's context: the run still completes in the
+ * caller's context. */
+typedef struct
+{
+  GAsyncReadyCallback callback;
+  gpointer            callback_data;
+} StrayCall;
+
+static gpointer
+stray_thread_func (gpointer user_data)
+{
+  StrayCall *call = user_data;
+  GMainContext *context = g_main_context_new ();
+  GTask *task;
+  gboolean done = FALSE;
+
+  g_main_context_push_thread_default (context);
+  task = g_task_new (NULL, NULL, call->callback, call->callback_data);
+  g_task_return_pointer (task, g_strdup ("stray"), g_free);
+  g_object_unref (task);
+  /* the idle GTask posted delivers the callback here */
+  while (g_main_context_iteration (context, FALSE))
+    done = TRUE;
+  g_assert_true (done);
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+  g_free (call);
+  return NULL;
+}
+
+static void
+stray_start (gpointer             op_data,
+             GCancellable        *cancellable,
+             GAsyncReadyCallback  callback,
+             gpointer             callback_data)
+{
+  StrayCall *call = g_new (StrayCall, 1);
+
+  call->callback = callback;
+  call->callback_data = callback_data;
+  *(GThread **) op_data = g_thread_new ("stray", stray_thread_func, call);
+}
+
+static const BpOperation stray_op = { stray_start, fake_finish, g_free };
+
+static void
+stray_done_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  Outcome *o = user_data;
+
+  g_assert_true (g_main_context_is_owner (g_main_context_default ()));
+  g_assert_null (g_main_context_get_thread_default ());
+  run_done_cb (source, result, o);
+}
+
+static void
+test_fused_stray_thread (void)
+{
+  BpClock *clock = bp_clock_new_manual (T0, 1);
+  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
+  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  GThread *thread = NULL;
+  Outcome o = { 0, };
+
+  g_main_context_acquire (g_main_context_default ());
+  bp_retry_run_with_breaker_async (retry, breaker, &stray_op, &thread, NULL,
+                                   BP_IDEMPOTENCY_IDEMPOTENT, NULL, stray_done_cb, &o);
+  g_assert_nonnull (thread);
+  g_thread_join (thread);
+  /* the stray callback ran in the other thread and handed over */
+  g_assert_cmpuint (o.n_callbacks, ==, 0);
+  iterate ();
+  g_assert_cmpuint (o.n_callbacks, ==, 1);
+  g_assert_true (o.ok);
+  g_assert_cmpstr (o.result, ==, "stray");
+  g_main_context_release (g_main_context_default ());
+  outcome_clear (&o);
+
   g_assert_finalize_object (retry);
   g_assert_finalize_object (breaker);
   g_assert_finalize_object (clock);
@@ -968,7 +1400,15 @@ main (int   argc,
   g_test_add_func ("/retry/circuit-open", test_circuit_open);
   g_test_add_func ("/retry/budget", test_budget_unit);
   g_test_add_func ("/retry/budget/storm", test_budget_storm);
-  g_test_add_func ("/retry/x-breaker", test_x_breaker);
+  g_test_add_data_func ("/retry/x-breaker/composed", GINT_TO_POINTER (FALSE), test_x_breaker);
+  g_test_add_data_func ("/retry/x-breaker/fused", GINT_TO_POINTER (TRUE), test_x_breaker);
+  g_test_add_func ("/retry/fused/timeout-late-result", test_fused_timeout_late_result);
+  g_test_add_func ("/retry/fused/ignored-not-counted", test_fused_ignored);
+  g_test_add_func ("/retry/fused/never-synchronous", test_fused_never_synchronous);
+  g_test_add_func ("/retry/fused/cancel", test_fused_cancel);
+  g_test_add_func ("/retry/fused/thread-context", test_fused_thread_context);
+  g_test_add_func ("/retry/fused/async-result", test_fused_async_result);
+  g_test_add_func ("/retry/fused/stray-thread", test_fused_stray_thread);
 
   return g_test_run ();
 }
