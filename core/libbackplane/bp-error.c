@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,19 +179,35 @@ bp_error_set_retry_after (GError **error,
  * bp_error_get_retry_after:
  * @error: a #GError
  *
+ * Reads back what bp_error_set_retry_after() appended: the last
+ * `(retry-after-ms=N)` in the message, with N a decimal number. Text that
+ * merely mentions `retry-after-ms=` (a server's or a user's message quoted
+ * in the error) does not count.
+ *
  * Returns: the `retry-after-ms` carried in the message, or -1
  */
 gint64
 bp_error_get_retry_after (const GError *error)
 {
+  static const char tag[] = "(retry-after-ms=";
   const char *p;
+  const char *digits;
+  char *end = NULL;
+  guint64 v;
 
   if (error == NULL || error->message == NULL)
     return -1;
-  p = strstr (error->message, "retry-after-ms=");
+  p = g_strrstr (error->message, tag);
   if (p == NULL)
     return -1;
-  return g_ascii_strtoll (p + strlen ("retry-after-ms="), NULL, 10);
+  digits = p + strlen (tag);
+  if (!g_ascii_isdigit (*digits))
+    return -1;
+  errno = 0;
+  v = g_ascii_strtoull (digits, &end, 10);
+  if (errno != 0 || end == NULL || *end != ')' || v > G_MAXINT64)
+    return -1;
+  return (gint64) v;
 }
 
 /**

@@ -10,9 +10,11 @@
  *  3. no more than max-attempts attempts (the first one included);
  *  4. no attempt starts after the deadline, and the last sleep is clipped to
  *     it;
- *  5. BP_ERROR_CIRCUIT_OPEN is retried only if its retry-after fits in the
- *     remaining deadline (in cap-ms when there is no deadline), and then the
- *     sleep is at least the retry-after;
+ *  5. a failure that carries a retry-after (bp_error_get_retry_after(): a
+ *     breaker's rejection, a server's Retry-After) is retried only if the
+ *     retry-after fits in the remaining deadline (in cap-ms when there is no
+ *     deadline), and then the sleep is at least the retry-after; a
+ *     BP_ERROR_CIRCUIT_OPEN without one (forced open) is not retried;
  *  6. every retry must withdraw from the budget, if there is one.
  * The error of the last attempt is returned unchanged.
  *
@@ -1043,6 +1045,7 @@ retry_decide (BpRetryRun   *run,
 {
   BpClock *clock = run->retry->clock;
   BpFailureKind kind;
+  gint64 retry_after_ms;
   gint64 now;
   gint64 remaining;
   gint64 delay;
@@ -1069,13 +1072,15 @@ retry_decide (BpRetryRun   *run,
                          run->attempts - 1, run->prev_delay_us);
   run->prev_delay_us = delay;
 
-  if (g_error_matches (error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN))
+  retry_after_ms = bp_error_get_retry_after (error);
+  /* A forced-open breaker gives no retry-after: it will not close soon. */
+  if (retry_after_ms < 0 && g_error_matches (error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN))
+    return -1;
+  if (retry_after_ms >= 0)
     {
-      gint64 retry_after_ms = bp_error_get_retry_after (error);
       gint64 limit = run->deadline != G_MAXINT64 ? remaining : run->cap_us;
 
-      /* A forced-open breaker gives no retry-after: it will not close soon. */
-      if (retry_after_ms < 0 || retry_after_ms > limit / 1000)
+      if (retry_after_ms > limit / 1000)
         return -1;
       delay = MAX (delay, retry_after_ms * 1000);
     }

@@ -3,8 +3,9 @@
  * Serves org.backplane.Backplane1.Vectors with a BpQdrantClient. A method
  * handler validates its arguments and options (InvalidArgument naming the
  * key), builds an Op and runs it through the backend's BpRetry; each
- * attempt holds a permit of the backend's breaker and starts no earlier
- * than a Retry-After the server gave on the previous attempt. Reads,
+ * attempt holds a permit of the backend's breaker. A server's Retry-After
+ * (429/503) rides on the error, and BpRetry sleeps at least that long
+ * before the next attempt, or does not retry if it does not fit. Reads,
  * upserts and deletes by id are idempotent and retried; collection and
  * snapshot creation and the fd streams are not.
  *
@@ -104,7 +105,6 @@ struct _Op
   OpFinishFunc     finish;
   BpIdempotency    idempotency;
   gint64           started_us;
-  gint64           not_before_us; /* a server's Retry-After */
   GCancellable    *cancellable;   /* (owned) */
   gulong           cancel_id;     /* chains the call's cancellable to ours */
 
@@ -195,13 +195,12 @@ op_new (BpQdrantBackend *self,
   return op;
 }
 
-/* One attempt: a breaker permit, the Retry-After wait, the client call. */
+/* One attempt: a breaker permit, the client call. */
 typedef struct
 {
   Op              *op;
   GTask           *task;    /* (owned) */
   BpBreakerPermit *permit;  /* (owned) (nullable) */
-  GSource         *delay;   /* (owned) (nullable) */
 } Attempt;
 
 static void
@@ -209,13 +208,6 @@ attempt_done (Attempt  *a,
               GVariant *reply,
               GError   *error)
 {
-  BpClock *clock = bp_backend_get_clock (BP_BACKEND (a->op->self));
-
-  if (a->delay != NULL)
-    {
-      g_source_destroy (a->delay);
-      g_clear_pointer (&a->delay, g_source_unref);
-    }
   if (a->permit != NULL)
     {
       if (error != NULL)
@@ -225,15 +217,7 @@ attempt_done (Attempt  *a,
       a->permit = NULL;
     }
   if (error != NULL)
-    {
-      gint64 ms = g_error_matches (error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN)
-                    ? -1 : bp_error_get_retry_after (error);
-
-      /* The next attempt waits for the server's Retry-After. */
-      if (ms >= 0)
-        a->op->not_before_us = bp_clock_get_time (clock) + ms * 1000;
-      g_task_return_error (a->task, error);
-    }
+    g_task_return_error (a->task, error);
   else
     g_task_return_pointer (a->task, reply, (GDestroyNotify) g_variant_unref);
   g_object_unref (a->task);
@@ -259,27 +243,6 @@ attempt_go (Attempt *a)
   a->op->start (a->op, g_task_get_cancellable (a->task), attempt_client_cb, a);
 }
 
-static gboolean
-attempt_delay_cb (gpointer user_data)
-{
-  Attempt *a = user_data;
-
-  g_clear_pointer (&a->delay, g_source_unref);
-  if (g_cancellable_is_cancelled (g_task_get_cancellable (a->task)))
-    attempt_done (a, NULL, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                "Operation was cancelled"));
-  else
-    attempt_go (a);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-attempt_cancelled_cb (GCancellable *cancellable,
-                      gpointer      user_data)
-{
-  return G_SOURCE_CONTINUE; /* the parent (the delay) dispatches */
-}
-
 /* BpOperation.start, in the main context. */
 static void
 attempt_start (gpointer             op_data,
@@ -291,7 +254,6 @@ attempt_start (gpointer             op_data,
   BpBackend *backend = BP_BACKEND (op->self);
   Attempt *a = g_new0 (Attempt, 1);
   GError *error = NULL;
-  gint64 delay;
 
   a->op = op;
   a->task = g_task_new (NULL, cancellable, callback, callback_data);
@@ -305,20 +267,7 @@ attempt_start (gpointer             op_data,
   if (a->permit == NULL)
     return attempt_done (a, NULL, error);
 
-  delay = op->not_before_us - bp_clock_get_time (bp_backend_get_clock (backend));
-  if (delay <= 0)
-    return attempt_go (a);
-
-  a->delay = bp_clock_timeout_source_new (bp_backend_get_clock (backend), delay);
-  g_source_set_callback (a->delay, attempt_delay_cb, a, NULL);
-  if (cancellable != NULL)
-    {
-      g_autoptr(GSource) cs = g_cancellable_source_new (cancellable);
-
-      g_source_set_callback (cs, (GSourceFunc) (void (*) (void)) attempt_cancelled_cb, NULL, NULL);
-      g_source_add_child_source (a->delay, cs);
-    }
-  g_source_attach (a->delay, g_main_context_get_thread_default ());
+  attempt_go (a);
 }
 
 static gboolean

@@ -731,6 +731,101 @@ test_circuit_open (void)
   g_assert_finalize_object (clock);
 }
 
+/* A server's Retry-After (e.g. HTTP 429/503) rides on a retryable error and
+ * is honoured like a breaker's: at least that long, and only if it fits. */
+static GError *
+unavailable_after (gint64 retry_after_ms)
+{
+  GError *error = unavailable ();
+
+  bp_error_set_retry_after (&error, retry_after_ms);
+  return error;
+}
+
+static void
+test_server_retry_after (void)
+{
+  BpClock *clock = bp_clock_new_manual (T0, 1);
+  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
+  FakeOp f;
+  Outcome o = { 0, };
+
+  fake_init (&f, 1, unavailable_after (700));
+  bp_retry_run_async (retry, &fake_op, &f, NULL, BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  iterate ();
+  /* not the 100 ms backoff */
+  advance (clock, 699 * MS);
+  g_assert_cmpuint (f.n_started, ==, 1);
+  advance (clock, 1 * MS);
+  g_assert_cmpuint (f.n_started, ==, 2);
+  g_assert_true (o.ok);
+  outcome_clear (&o);
+  fake_clear (&f);
+
+  /* a retry-after shorter than the backoff does not shorten it */
+  fake_init (&f, 1, unavailable_after (10));
+  bp_retry_run_async (retry, &fake_op, &f, NULL, BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+  iterate ();
+  advance (clock, 99 * MS);
+  g_assert_cmpuint (f.n_started, ==, 1);
+  advance (clock, 1 * MS);
+  g_assert_cmpuint (f.n_started, ==, 2);
+  outcome_clear (&o);
+  fake_clear (&f);
+
+  /* beyond the cap (no deadline), or beyond the deadline: surfaced at once,
+   * with the retry-after for the caller */
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_cmpuint (attempts_for (unavailable_after (10001), BP_IDEMPOTENCY_IDEMPOTENT,
+                                    retry, clock, &error), ==, 1);
+    g_assert_cmpint (bp_error_get_retry_after (error), ==, 10001);
+  }
+  g_object_set (retry, "deadline-ms", 500, NULL);
+  g_assert_cmpuint (attempts_for (unavailable_after (501), BP_IDEMPOTENCY_IDEMPOTENT,
+                                  retry, clock, NULL), ==, 1);
+  g_assert_cmpuint (attempts_for (unavailable_after (200), BP_IDEMPOTENCY_IDEMPOTENT,
+                                  retry, clock, NULL), ==, 3);
+
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (clock);
+}
+
+static void
+test_retry_after_parse (void)
+{
+  static const struct
+  {
+    const char *message;
+    gint64      expected;
+  } cases[] = {
+    { "backend down (retry-after-ms=250)", 250 },
+    { "backend down (retry-after-ms=250) (fallback failed: no cache)", 250 },
+    { "quoted (retry-after-ms=1) then ours (retry-after-ms=2)", 2 },
+    { "a server says retry-after-ms=5 in its text", -1 },
+    { "backend down (retry-after-ms=)", -1 },
+    { "backend down (retry-after-ms=-3)", -1 },
+    { "backend down (retry-after-ms=12x)", -1 },
+    { "backend down (retry-after-ms=99999999999999999999999)", -1 },
+    { "backend down", -1 },
+  };
+  GError *error = g_error_new_literal (BP_ERROR, BP_ERROR_UNAVAILABLE, "backend down");
+
+  bp_error_set_retry_after (&error, 42);
+  g_assert_cmpint (bp_error_get_retry_after (error), ==, 42);
+  g_clear_error (&error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      error = g_error_new_literal (BP_ERROR, BP_ERROR_UNAVAILABLE, cases[i].message);
+      g_test_message ("%s", cases[i].message);
+      g_assert_cmpint (bp_error_get_retry_after (error), ==, cases[i].expected);
+      g_clear_error (&error);
+    }
+  g_assert_cmpint (bp_error_get_retry_after (NULL), ==, -1);
+}
+
 /* Budget ----------------------------------------------------------------- */
 
 static void
@@ -1398,6 +1493,8 @@ main (int   argc,
   g_test_add_func ("/retry/cancel-during-sleep", test_cancel_during_sleep);
   g_test_add_func ("/retry/deadline-clip", test_deadline_clip);
   g_test_add_func ("/retry/circuit-open", test_circuit_open);
+  g_test_add_func ("/retry/server-retry-after", test_server_retry_after);
+  g_test_add_func ("/retry/retry-after-parse", test_retry_after_parse);
   g_test_add_func ("/retry/budget", test_budget_unit);
   g_test_add_func ("/retry/budget/storm", test_budget_storm);
   g_test_add_data_func ("/retry/x-breaker/composed", GINT_TO_POINTER (FALSE), test_x_breaker);
