@@ -1088,6 +1088,7 @@ read_common_keys (BpBackend        *self,
          bp_config_section_get_uint (s, "retry.max-attempts", 3, 1, 100, &r->retry_max_attempts, error) &&
          bp_config_section_get_uint (s, "retry.base-ms", 100, 1, day_ms, &r->retry_base_ms, error) &&
          bp_config_section_get_uint (s, "retry.cap-ms", 10000, 1, day_ms, &r->retry_cap_ms, error) &&
+         bp_config_section_get_double (s, "retry.multiplier", 2.0, 1.0, 10.0, &r->retry_multiplier, error) &&
          bp_config_section_get_choice (s, "retry.jitter", jitter_names, 0, &r->retry_jitter, error) &&
          bp_config_section_get_uint (s, "retry.deadline-ms", 0, 0, day_ms, &r->retry_deadline_ms, error) &&
          bp_config_section_get_uint (s, "pool.min", 0, 0, 10000, &p->min, error) &&
@@ -1151,6 +1152,7 @@ bp_backend_configure (BpBackend        *self,
                 "max-attempts", (guint) priv->resilience.retry_max_attempts,
                 "base-ms", (guint) priv->resilience.retry_base_ms,
                 "cap-ms", (guint) priv->resilience.retry_cap_ms,
+                "multiplier", priv->resilience.retry_multiplier,
                 "jitter", BP_JITTER_FULL + priv->resilience.retry_jitter,
                 "deadline-ms", (guint) priv->resilience.retry_deadline_ms,
                 NULL);

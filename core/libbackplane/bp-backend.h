@@ -79,6 +79,7 @@ typedef struct
   guint64 retry_cap_ms;
   guint   retry_jitter;             /* 0 full, 1 equal, 2 decorrelated */
   guint64 retry_deadline_ms;        /* 0: none */
+  double  retry_multiplier;         /* backoff growth per retry, [1, 10] */
 } BpBackendResilienceConfig;
 
 #define BP_TYPE_BACKEND (bp_backend_get_type ())

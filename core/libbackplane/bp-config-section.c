@@ -241,6 +241,56 @@ bp_config_section_get_uint (BpConfigSection  *self,
 }
 
 /**
+ * bp_config_section_get_double:
+ * @self: a #BpConfigSection
+ * @key: a key name
+ * @default_value: used when the key is absent
+ * @min_value: smallest accepted value
+ * @max_value: largest accepted value
+ * @out_value: (out): the value
+ * @error: return location for a #GError
+ *
+ * Reads a decimal number in the C locale (`1.5`, never `1,5`); `nan`, `inf`
+ * and trailing text are refused.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+bp_config_section_get_double (BpConfigSection  *self,
+                              const char       *key,
+                              double            default_value,
+                              double            min_value,
+                              double            max_value,
+                              double           *out_value,
+                              GError          **error)
+{
+  g_autofree char *value = NULL;
+  char *end = NULL;
+  double v;
+
+  g_return_val_if_fail (BP_IS_CONFIG_SECTION (self), FALSE);
+  g_return_val_if_fail (out_value != NULL, FALSE);
+
+  value = bp_config_section_get_string (self, key, NULL);
+  if (value == NULL)
+    {
+      *out_value = default_value;
+      return TRUE;
+    }
+  v = g_ascii_strtod (value, &end);
+  /* !(a <= v && v <= b) also refuses NaN */
+  if (end == value || *end != '\0' || !(v >= min_value && v <= max_value))
+    {
+      g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
+                   _("[%s] %s: “%s” is not a number from %g to %g"),
+                   self->group, key, value, min_value, max_value);
+      return FALSE;
+    }
+  *out_value = v;
+  return TRUE;
+}
+
+/**
  * bp_config_section_get_choice:
  * @self: a #BpConfigSection
  * @key: a key name

@@ -49,6 +49,14 @@ gboolean         bp_config_section_get_uint      (BpConfigSection  *self,
                                                   guint64          *out_value,
                                                   GError          **error);
 BP_AVAILABLE_IN_ALL
+gboolean         bp_config_section_get_double    (BpConfigSection  *self,
+                                                  const char       *key,
+                                                  double            default_value,
+                                                  double            min_value,
+                                                  double            max_value,
+                                                  double           *out_value,
+                                                  GError          **error);
+BP_AVAILABLE_IN_ALL
 gboolean         bp_config_section_get_choice    (BpConfigSection  *self,
                                                   const char       *key,
                                                   const char * const *choices,

@@ -31,6 +31,8 @@
  */
 #include "config.h"
 
+#include <math.h>
+
 #include "bp-retry.h"
 
 #include "bp-breaker-private.h"
@@ -395,6 +397,7 @@ struct _BpRetry
   guint           base_ms;
   guint           cap_ms;
   guint           deadline_ms;       /* 0: none */
+  double          multiplier;        /* the backoff's growth per retry */
   BpJitter        jitter;
   BpRetryBudget  *budget;            /* (owned) (nullable) */
   BpClassifyFunc  classify;          /* (nullable) */
@@ -412,6 +415,7 @@ enum {
   PROP_CAP_MS,
   PROP_JITTER,
   PROP_DEADLINE_MS,
+  PROP_MULTIPLIER,
   PROP_BUDGET,
   N_PROPS
 };
@@ -464,6 +468,9 @@ bp_retry_get_property (GObject    *object,
     case PROP_DEADLINE_MS:
       g_value_set_uint (value, self->deadline_ms);
       break;
+    case PROP_MULTIPLIER:
+      g_value_set_double (value, self->multiplier);
+      break;
     case PROP_BUDGET:
       g_value_set_boxed (value, self->budget);
       break;
@@ -510,6 +517,17 @@ bp_retry_set_property (GObject      *object,
           return;
         }
       self->jitter = g_value_get_enum (value);
+      g_mutex_unlock (&self->mutex);
+      g_object_notify_by_pspec (object, pspec);
+      return;
+    case PROP_MULTIPLIER:
+      g_mutex_lock (&self->mutex);
+      if (self->multiplier == g_value_get_double (value))
+        {
+          g_mutex_unlock (&self->mutex);
+          return;
+        }
+      self->multiplier = g_value_get_double (value);
       g_mutex_unlock (&self->mutex);
       g_object_notify_by_pspec (object, pspec);
       return;
@@ -600,6 +618,16 @@ bp_retry_class_init (BpRetryClass *klass)
                        0, MAX_DELAY_MS, 0, rw);
 
   /**
+   * BpRetry:multiplier:
+   *
+   * How much the backoff grows per retry: the n-th sleep is shaped from
+   * `base·multiplier^n`, in [1, 10] (1: constant backoff).
+   */
+  properties[PROP_MULTIPLIER] =
+    g_param_spec_double ("multiplier", NULL, NULL,
+                         1.0, 10.0, 2.0, rw);
+
+  /**
    * BpRetry:budget:
    *
    * The shared retry budget, or %NULL for none.
@@ -622,8 +650,9 @@ bp_retry_init (BpRetry *self)
  * bp_retry_new:
  * @clock: (nullable): the clock, %NULL for the default one
  *
- * Creates a retry policy with the defaults: 3 attempts, base 100 ms, cap
- * 10 s, full jitter, no deadline, no budget, the default classifier.
+ * Creates a retry policy with the defaults: 3 attempts, base 100 ms,
+ * multiplier 2, cap 10 s, full jitter, no deadline, no budget, the default
+ * classifier.
  *
  * Returns: (transfer full): a new #BpRetry
  */
@@ -732,17 +761,26 @@ bp_retry_set_classify_func (BpRetry        *self,
     old_destroy (old_data);
 }
 
-/* min(cap, base·2^n) without overflow for any n. */
+/* min(cap, base·m^n) without overflow for any n; exact shifts for m = 2. */
 static gint64
 exp_delay (gint64 base_us,
            gint64 cap_us,
+           double multiplier,
            guint  n)
 {
+  double t;
+
   if (base_us <= 0)
     return 0;
-  if (n >= 62 || base_us > (cap_us >> n))
-    return cap_us;
-  return MIN (cap_us, base_us << n);
+  if (multiplier == 2.0)
+    {
+      if (n >= 62 || base_us > (cap_us >> n))
+        return cap_us;
+      return MIN (cap_us, base_us << n);
+    }
+  /* m in [1, 10]: pow() grows to +inf at worst, never NaN */
+  t = (double) base_us * pow (multiplier, n);
+  return t >= (double) cap_us ? cap_us : (gint64) t;
 }
 
 static gint64
@@ -750,6 +788,7 @@ compute_delay (BpClock  *clock,
                BpJitter  jitter,
                gint64    base_us,
                gint64    cap_us,
+               double    multiplier,
                guint     n,
                gint64    prev_us)
 {
@@ -760,13 +799,13 @@ compute_delay (BpClock  *clock,
   switch (jitter)
     {
     case BP_JITTER_NONE:
-      return exp_delay (base_us, cap_us, n);
+      return exp_delay (base_us, cap_us, multiplier, n);
 
     case BP_JITTER_FULL:
-      return bp_clock_random_range (clock, 0, exp_delay (base_us, cap_us, n));
+      return bp_clock_random_range (clock, 0, exp_delay (base_us, cap_us, multiplier, n));
 
     case BP_JITTER_EQUAL:
-      t = exp_delay (base_us, cap_us, n);
+      t = exp_delay (base_us, cap_us, multiplier, n);
       return t / 2 + bp_clock_random_range (clock, 0, t - t / 2);
 
     case BP_JITTER_DECORRELATED:
@@ -800,6 +839,7 @@ bp_retry_compute_delay (BpRetry *self,
   BpJitter jitter;
   gint64 base_us;
   gint64 cap_us;
+  double multiplier;
 
   g_return_val_if_fail (BP_IS_RETRY (self), 0);
 
@@ -807,9 +847,10 @@ bp_retry_compute_delay (BpRetry *self,
   jitter = self->jitter;
   base_us = (gint64) self->base_ms * 1000;
   cap_us = (gint64) self->cap_ms * 1000;
+  multiplier = self->multiplier;
   g_mutex_unlock (&self->mutex);
 
-  return compute_delay (self->clock, jitter, base_us, cap_us, retry_index, prev_delay_us);
+  return compute_delay (self->clock, jitter, base_us, cap_us, multiplier, retry_index, prev_delay_us);
 }
 
 /* A run --------------------------------------------------------------------
@@ -856,6 +897,7 @@ struct _BpRetryRun
   BpRetryBudget       *budget;            /* (owned) (nullable) */
   guint                max_attempts;
   BpJitter             jitter;
+  double               multiplier;
   gint64               base_us;
   gint64               cap_us;
   gint64               deadline;          /* absolute clock time, G_MAXINT64: none */
@@ -1068,7 +1110,7 @@ retry_decide (BpRetryRun   *run,
     return -1;
   remaining = run->deadline - now;
 
-  delay = compute_delay (clock, run->jitter, run->base_us, run->cap_us,
+  delay = compute_delay (clock, run->jitter, run->base_us, run->cap_us, run->multiplier,
                          run->attempts - 1, run->prev_delay_us);
   run->prev_delay_us = delay;
 
@@ -1244,6 +1286,7 @@ retry_run (BpRetry             *self,
   run->budget = self->budget != NULL ? bp_retry_budget_ref (self->budget) : NULL;
   run->max_attempts = self->max_attempts;
   run->jitter = self->jitter;
+  run->multiplier = self->multiplier;
   run->base_us = (gint64) self->base_ms * 1000;
   run->cap_us = (gint64) self->cap_ms * 1000;
   run->deadline = self->deadline_ms > 0

@@ -45,9 +45,9 @@ typedef enum
 
 /**
  * BpJitter:
- * @BP_JITTER_NONE: `min(cap, base·2^n)`
- * @BP_JITTER_FULL: uniform in `[0, min(cap, base·2^n)]` (AWS "full jitter")
- * @BP_JITTER_EQUAL: `t/2` plus uniform in `[0, t/2]` with `t = min(cap, base·2^n)`
+ * @BP_JITTER_NONE: `min(cap, base·m^n)`, m the #BpRetry:multiplier (2)
+ * @BP_JITTER_FULL: uniform in `[0, min(cap, base·m^n)]` (AWS "full jitter")
+ * @BP_JITTER_EQUAL: `t/2` plus uniform in `[0, t/2]` with `t = min(cap, base·m^n)`
  * @BP_JITTER_DECORRELATED: `min(cap, uniform in [base, 3·previous])`
  *
  * The backoff shapes of [class@Bp.Retry]; `n` is the 0-based index of the

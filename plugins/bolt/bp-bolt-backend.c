@@ -1686,10 +1686,8 @@ configure_tx_retry (BpBoltBackend    *self,
                     BpConfigSection  *section,
                     GError          **error)
 {
-  const char *group = bp_config_section_get_group (section);
-  g_autofree char *text = NULL;
   guint64 initial_ms, jitter_percent, max_time_ms;
-  double multiplier = BP_BOLT_TX_RETRY_DEFAULT_MULTIPLIER;
+  double multiplier;
 
   if (!bp_config_section_get_uint (section, "tx-retry.initial-ms", BP_BOLT_TX_RETRY_DEFAULT_INITIAL_MS,
                                    1, BP_BOLT_TX_RETRY_MAX_INITIAL_MS, &initial_ms, error) ||
@@ -1698,21 +1696,10 @@ configure_tx_retry (BpBoltBackend    *self,
       !bp_config_section_get_uint (section, "tx-retry.max-time-ms", BP_BOLT_TX_RETRY_DEFAULT_MAX_TIME_MS,
                                    0, BP_BOLT_TX_RETRY_MAX_MAX_TIME_MS, &max_time_ms, error))
     return FALSE;
-  text = bp_config_section_get_string (section, "tx-retry.multiplier", NULL);
-  if (text != NULL)
-    {
-      char *end = NULL;
-
-      multiplier = g_ascii_strtod (text, &end);
-      if (end == text || *end != '\0' || !(multiplier >= BP_BOLT_TX_RETRY_MIN_MULTIPLIER &&
-                                            multiplier <= BP_BOLT_TX_RETRY_MAX_MULTIPLIER))
-        {
-          g_set_error (error, BP_ERROR, BP_ERROR_INVALID_ARGUMENT,
-                       _("[%s] tx-retry.multiplier: “%s” is not a number from %g to %g"),
-                       group, text, BP_BOLT_TX_RETRY_MIN_MULTIPLIER, BP_BOLT_TX_RETRY_MAX_MULTIPLIER);
-          return FALSE;
-        }
-    }
+  if (!bp_config_section_get_double (section, "tx-retry.multiplier", BP_BOLT_TX_RETRY_DEFAULT_MULTIPLIER,
+                                     BP_BOLT_TX_RETRY_MIN_MULTIPLIER, BP_BOLT_TX_RETRY_MAX_MULTIPLIER,
+                                     &multiplier, error))
+    return FALSE;
   g_object_set (self->tx_retry,
                 "initial-ms", (guint) initial_ms,
                 "multiplier", multiplier,

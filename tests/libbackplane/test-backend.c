@@ -75,8 +75,9 @@ test_config_applies (void)
   g_autoptr(BpBackend) b = configure (clock,
                                       "colour=7\nbreaker.min-volume=4\nbreaker.error-threshold=25\n"
                                       "breaker.open-ms=1234\nretry.max-attempts=5\nretry.jitter=decorrelated\n"
-                                      "pool.min=2\npool.max=3\n", &error);
+                                      "retry.multiplier=1.5\npool.min=2\npool.max=3\n", &error);
   guint min_volume, threshold, open_ms, attempts;
+  double multiplier;
   BpJitter jitter;
 
   g_assert_no_error (error);
@@ -86,9 +87,11 @@ test_config_applies (void)
   g_assert_cmpuint (min_volume, ==, 4);
   g_assert_cmpuint (threshold, ==, 25);
   g_assert_cmpuint (open_ms, ==, 1234);
-  g_object_get (bp_backend_get_retry (b), "max-attempts", &attempts, "jitter", &jitter, NULL);
+  g_object_get (bp_backend_get_retry (b), "max-attempts", &attempts, "jitter", &jitter,
+                "multiplier", &multiplier, NULL);
   g_assert_cmpuint (attempts, ==, 5);
   g_assert_cmpint (jitter, ==, BP_JITTER_DECORRELATED);
+  g_assert_cmpfloat (multiplier, ==, 1.5);
   g_assert_cmpuint (bp_backend_get_pool_config (b)->min, ==, 2);
   g_assert_cmpuint (bp_backend_get_pool_config (b)->max, ==, 3);
   g_assert_cmpstr (bp_backend_get_object_path (b), ==, "/org/backplane/Backplane1/backend/t");
@@ -102,6 +105,12 @@ test_config_errors (void)
     { "colour=11\n", "colour" },
     { "colur=3\n", "unknown key “colur”" },
     { "retry.jitter=wild\n", "retry.jitter" },
+    { "retry.multiplier=0.5\n", "retry.multiplier: “0.5” is not a number from 1 to 10" },
+    { "retry.multiplier=11\n", "retry.multiplier" },
+    { "retry.multiplier=1,5\n", "retry.multiplier" },
+    { "retry.multiplier=nan\n", "retry.multiplier" },
+    { "retry.multiplier=inf\n", "retry.multiplier" },
+    { "retry.multiplier=\n", "retry.multiplier" },
     { "pool.min=5\npool.max=2\n", "pool.min" },
     { "breaker.error-threshold=0\n", "breaker.error-threshold" },
     { "retry.base-ms=500\nretry.cap-ms=100\n", "retry.base-ms" },

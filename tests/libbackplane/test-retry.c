@@ -204,6 +204,67 @@ test_jitter_none (void)
   g_assert_finalize_object (clock);
 }
 
+/* multiplier 1.5: 100, 150, 225, 337.5 ms … capped; 1: constant */
+static void
+test_multiplier (void)
+{
+  BpClock *clock = bp_clock_new_manual (T0, 1);
+  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 1000, 3, 0);
+  double m = 0;
+
+  g_object_get (retry, "multiplier", &m, NULL);
+  g_assert_cmpfloat (m, ==, 2.0);
+
+  g_object_set (retry, "multiplier", 1.5, NULL);
+  g_assert_cmpint (bp_retry_compute_delay (retry, 0, 0), ==, 100 * MS);
+  g_assert_cmpint (bp_retry_compute_delay (retry, 1, 0), ==, 150 * MS);
+  g_assert_cmpint (bp_retry_compute_delay (retry, 2, 0), ==, 225 * MS);
+  g_assert_cmpint (bp_retry_compute_delay (retry, 3, 0), ==, 337500);
+  g_assert_cmpint (bp_retry_compute_delay (retry, 6, 0), ==, 1000 * MS);
+  g_assert_cmpint (bp_retry_compute_delay (retry, G_MAXUINT, 0), ==, 1000 * MS);
+
+  g_object_set (retry, "multiplier", 1.0, NULL);
+  for (guint n = 0; n < 100; n += 7)
+    g_assert_cmpint (bp_retry_compute_delay (retry, n, 0), ==, 100 * MS);
+
+  g_object_set (retry, "multiplier", 10.0, NULL);
+  g_assert_cmpint (bp_retry_compute_delay (retry, 1, 0), ==, 1000 * MS);
+  g_assert_cmpint (bp_retry_compute_delay (retry, 1000, 0), ==, 1000 * MS);
+
+  /* full jitter draws within [0, base·m^n] */
+  g_object_set (retry, "multiplier", 1.5, "jitter", BP_JITTER_FULL, NULL);
+  for (guint i = 0; i < 1000; i++)
+    {
+      gint64 d = bp_retry_compute_delay (retry, 2, 0);
+
+      g_assert_cmpint (d, >=, 0);
+      g_assert_cmpint (d, <=, 225 * MS);
+    }
+
+  /* a run sleeps the same schedule */
+  {
+    FakeOp f;
+    Outcome o = { 0, };
+
+    g_object_set (retry, "jitter", BP_JITTER_NONE, "max-attempts", 3, NULL);
+    fake_init (&f, 2, unavailable ());
+    bp_retry_run_async (retry, &fake_op, &f, NULL, BP_IDEMPOTENCY_IDEMPOTENT, NULL, run_done_cb, &o);
+    iterate ();
+    advance (clock, 100 * MS);
+    g_assert_cmpuint (f.n_started, ==, 2);
+    advance (clock, 149 * MS);
+    g_assert_cmpuint (f.n_started, ==, 2);
+    advance (clock, 1 * MS);
+    g_assert_cmpuint (f.n_started, ==, 3);
+    g_assert_true (o.ok);
+    outcome_clear (&o);
+    fake_clear (&f);
+  }
+
+  g_assert_finalize_object (retry);
+  g_assert_finalize_object (clock);
+}
+
 #define N_SAMPLES 10000
 
 /* Draws N_SAMPLES delays, asserts each lies in [lo, hi], returns the mean. */
@@ -1484,6 +1545,7 @@ main (int   argc,
   g_test_add_func ("/retry/jitter/equal/bounds-and-mean", test_jitter_equal);
   g_test_add_func ("/retry/jitter/decorrelated/bounds-and-mean", test_jitter_decorrelated);
   g_test_add_func ("/retry/overflow-1000", test_overflow_1000);
+  g_test_add_func ("/retry/multiplier", test_multiplier);
   g_test_add_func ("/retry/seed-determinism", test_seed_determinism);
   g_test_add_func ("/retry/success-after-failures", test_success_after_failures);
   g_test_add_func ("/retry/max-attempts", test_max_attempts);
