@@ -35,214 +35,27 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 #include <glib-unix.h>
-#include <glib/gstdio.h>
 
 #include "bp-bolt-auth.h"
 #include "bp-bolt-connection.h"
 #include "bp-bolt-ops.h"
 #include "bp-bolt-values.h"
 
-#define BUS_NAME      "org.backplane.Backplane1"
+#include "bench-common.h"
+
+#define BUS_NAME      BENCH_BUS_NAME
 #define GRAPH_PATH    "/org/backplane/Backplane1/backend/graph"
 #define GRAPH_IFACE   "org.backplane.Backplane1.Graph"
 #define QUERY         "UNWIND range(1, $n) AS i RETURN i"
 #define CALL_TIMEOUT  120000
-#define START_TIMEOUT 30000
-
-#define BUS_CONFIG \
-  "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n" \
-  " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n" \
-  "<busconfig>\n" \
-  "  <type>session</type>\n" \
-  "  <listen>unix:dir=%s</listen>\n" \
-  "  <auth>EXTERNAL</auth>\n" \
-  "  <policy context=\"default\">\n" \
-  "    <allow send_destination=\"*\"/>\n" \
-  "    <allow receive_sender=\"*\"/>\n" \
-  "    <allow own=\"*\"/>\n" \
-  "  </policy>\n" \
-  "</busconfig>\n"
-
-/* ------------------------------------------------------------------ */
-/* Processes, failure                                                  */
-
-#define MAX_CHILDREN 4
-
-static GSubprocess *children[MAX_CHILDREN];
-static char *tmpdir;
-
-static void
-remember_child (GSubprocess *proc)
-{
-  for (guint i = 0; i < MAX_CHILDREN; i++)
-    if (children[i] == NULL)
-      {
-        children[i] = g_object_ref (proc);
-        return;
-      }
-  g_error ("bench-bolt: too many child processes");
-}
-
-static void
-rm_rf (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *entry;
-
-  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, entry, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        rm_rf (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-/* The daemon first, the bus last (they were started in the other order). */
-static void
-cleanup_all (void)
-{
-  for (int i = MAX_CHILDREN - 1; i >= 0; i--)
-    if (children[i] != NULL)
-      {
-        g_subprocess_send_signal (children[i], SIGTERM);
-        g_subprocess_wait (children[i], NULL, NULL);
-        g_clear_object (&children[i]);
-      }
-  if (tmpdir != NULL)
-    rm_rf (tmpdir);
-  g_clear_pointer (&tmpdir, g_free);
-}
-
-static void
-print_log (const char *name)
-{
-  g_autofree char *path = NULL;
-  g_autofree char *text = NULL;
-
-  if (tmpdir == NULL)
-    return;
-  path = g_build_filename (tmpdir, name, NULL);
-  if (g_file_get_contents (path, &text, NULL, NULL) && text[0] != '\0')
-    g_printerr ("--- %s ---\n%s", name, text);
-}
-
-static void die (const char *format,
-                 ...) G_GNUC_NORETURN G_GNUC_PRINTF (1, 2);
-
-static void
-die (const char *format,
-     ...)
-{
-  va_list args;
-  g_autofree char *message = NULL;
-
-  va_start (args, format);
-  message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_printerr ("bench-bolt: error: %s\n", message);
-  print_log ("backplaned.log");
-  print_log ("boltserver.log");
-  fflush (stdout);
-  cleanup_all ();
-  exit (EXIT_FAILURE);
-}
-
-static gboolean
-interrupted_cb (gpointer user_data)
-{
-  die ("interrupted by signal %d", GPOINTER_TO_INT (user_data));
-}
-
-static void
-child_setup (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static GSubprocessLauncher *
-launcher_new (GSubprocessFlags  flags,
-              const char       *log_name)
-{
-  GSubprocessLauncher *launcher = g_subprocess_launcher_new (flags);
-
-  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
-  if (log_name != NULL)
-    {
-      g_autofree char *path = g_build_filename (tmpdir, log_name, NULL);
-      g_subprocess_launcher_set_stderr_file_path (launcher, path);
-    }
-  return launcher;
-}
-
-static gboolean
-flag_timeout_cb (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-iterate_until (const gboolean *flag,
-               guint           timeout_ms)
-{
-  gboolean timed_out = FALSE;
-  guint id = g_timeout_add (timeout_ms, flag_timeout_cb, &timed_out);
-
-  while (!*flag && !timed_out)
-    g_main_context_iteration (NULL, TRUE);
-  if (!timed_out)
-    g_source_remove (id);
-  return *flag;
-}
-
-/* Ticks (user + system) a process has run, from /proc/PID/stat. */
-static guint64
-proc_cpu_ticks (GSubprocess *proc)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%s/stat", g_subprocess_get_identifier (proc));
-  g_autofree char *text = NULL;
-  g_auto(GStrv) fields = NULL;
-  const char *after;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL) || (after = strrchr (text, ')')) == NULL)
-    return 0;
-  fields = g_strsplit (after + 2, " ", -1);
-  if (g_strv_length (fields) < 13)
-    return 0;
-  /* fields[0] is stat field 3 (state): utime is 14, stime 15 */
-  return g_ascii_strtoull (fields[11], NULL, 10) + g_ascii_strtoull (fields[12], NULL, 10);
-}
-
-static double
-median (double *values,
-        guint   n)
-{
-  g_autofree double *v = g_memdup2 (values, n * sizeof (double));
-
-  for (guint i = 1; i < n; i++)
-    for (guint j = i; j > 0 && v[j - 1] > v[j]; j--)
-      {
-        double t = v[j];
-        v[j] = v[j - 1];
-        v[j - 1] = t;
-      }
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* ------------------------------------------------------------------ */
 /* 1. PackStream decoding                                               */
@@ -386,12 +199,12 @@ decode_pass (Workload   *w,
           if (kind == DECODE_SKIP)
             {
               if (!bp_bolt_reader_skip (&reader, 0, &error))
-                die ("skip: %s", error->message);
+                bench_die ("skip: %s", error->message);
             }
           else if (kind == DECODE_JSON)
             {
               if (!bp_bolt_record_to_json (&reader, w->keys, w->n_keys, json, &error))
-                die ("to JSON: %s", error->message);
+                bench_die ("to JSON: %s", error->message);
               g_string_append_c (json, '\n');
               if (json->len > 1 << 20)
                 g_string_truncate (json, 0);
@@ -401,7 +214,7 @@ decode_pass (Workload   *w,
               GVariant *v = bp_bolt_record_to_variant (&reader, w->keys, w->n_keys, &error);
 
               if (v == NULL)
-                die ("to GVariant: %s", error->message);
+                bench_die ("to GVariant: %s", error->message);
               g_variant_unref (v);
             }
         }
@@ -458,9 +271,9 @@ bench_decode (Workload     *w,
           per[r] = rate[r * N_DECODE + k];
           ratio[r] = rate[r * N_DECODE + k] / rate[r * N_DECODE + DECODE_MEMCPY];
         }
-      out->mb_s[k] = median (per, rounds);
+      out->mb_s[k] = bench_median (per, rounds);
       out->records_s[k] = out->mb_s[k] * 1e6 / w->bytes->len * n_records;
-      out->ratio[k] = median (ratio, rounds);
+      out->ratio[k] = bench_median (ratio, rounds);
     }
 }
 
@@ -468,105 +281,26 @@ bench_decode (Workload     *w,
 /* 2. End to end                                                       */
 
 static GSubprocess *server;
-static GSubprocess *daemon_proc;
 static guint16 server_port;
 static GDBusConnection *bus;
 
 static void
 start_server (const char *source_root)
 {
-  g_autoptr(GSubprocessLauncher) launcher = launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE |
-                                                          G_SUBPROCESS_FLAGS_STDOUT_PIPE, "boltserver.log");
   g_autofree char *script = g_build_filename (source_root, "tests", "bolt", "boltserver.py", NULL);
-  g_autoptr(GDataInputStream) out = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *line = NULL;
+  const char *argv[] = { "python3", script, "--port", "0", NULL };
 
-  server = g_subprocess_launcher_spawn (launcher, &error, "python3", script, "--port", "0", NULL);
-  if (server == NULL)
-    die ("cannot start %s: %s", script, error->message);
-  remember_child (server);
-  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (server));
-  line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
-  if (line == NULL || !g_str_has_prefix (line, "LISTENING "))
-    die ("boltserver.py did not start");
-  server_port = (guint16) g_ascii_strtoull (line + 10, NULL, 10);
-}
-
-static char *
-start_bus (void)
-{
-  g_autofree char *conf_path = g_build_filename (tmpdir, "bus.conf", NULL);
-  g_autofree char *conf = g_strdup_printf (BUS_CONFIG, tmpdir);
-  g_autofree char *conf_arg = g_strdup_printf ("--config-file=%s", conf_path);
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GDataInputStream) in = NULL;
-  g_autoptr(GError) error = NULL;
-  char *address;
-
-  if (!g_file_set_contents (conf_path, conf, -1, &error))
-    die ("%s", error->message);
-  launcher = launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, "dbus-daemon.log");
-  proc = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", conf_arg, "--nofork", "--print-address", NULL);
-  if (proc == NULL)
-    die ("cannot start dbus-daemon: %s", error->message);
-  remember_child (proc);
-  in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (proc));
-  address = g_data_input_stream_read_line (in, NULL, NULL, &error);
-  if (address == NULL)
-    die ("dbus-daemon printed no address");
-  return address;
+  server_port = bench_start_server (argv, "boltserver.log", &server);
 }
 
 static void
-name_appeared_cb (GDBusConnection *connection,
-                  const char      *name,
-                  const char      *owner,
-                  gpointer         user_data)
-{
-  *(gboolean *) user_data = TRUE;
-}
-
-static void
-start_daemon (const char *build_root,
-              const char *address,
+start_daemon (const char *address,
               guint       eager_n)
 {
-  g_autofree char *exe = g_build_filename (build_root, "core", "daemon", "backplaned", NULL);
-  g_autofree char *plugins = g_build_filename (build_root, "plugins", NULL);
-  g_autofree char *config_path = g_build_filename (tmpdir, "backplane.conf", NULL);
   g_autofree char *config = g_strdup_printf ("[backend graph]\ntype=bolt\nuri=bolt://127.0.0.1:%u\n"
                                              "user=neo4j\nmax-records=%u\n", server_port, MAX (eager_n, 1000));
-  g_autoptr(GSubprocessLauncher) launcher = launcher_new (G_SUBPROCESS_FLAGS_NONE, "backplaned.log");
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GError) error = NULL;
-  gboolean owned = FALSE;
-  guint watch;
 
-  if (!g_file_test (exe, G_FILE_TEST_IS_EXECUTABLE))
-    die ("%s is not built", exe);
-  if (!g_file_set_contents (config_path, config, -1, &error))
-    die ("%s", error->message);
-  g_subprocess_launcher_setenv (launcher, "BACKPLANE_PLUGIN_PATH",
-                                g_getenv ("BACKPLANE_PLUGIN_PATH") ? g_getenv ("BACKPLANE_PLUGIN_PATH") : plugins, TRUE);
-  g_subprocess_launcher_setenv (launcher, "XDG_CONFIG_HOME", tmpdir, TRUE);
-  g_subprocess_launcher_setenv (launcher, "XDG_DATA_HOME", tmpdir, TRUE);
-  g_subprocess_launcher_setenv (launcher, "XDG_STATE_HOME", tmpdir, TRUE);
-  g_subprocess_launcher_setenv (launcher, "XDG_RUNTIME_DIR", tmpdir, TRUE);
-  g_subprocess_launcher_unsetenv (launcher, "DBUS_SESSION_BUS_ADDRESS");
-  g_subprocess_launcher_unsetenv (launcher, "G_MESSAGES_DEBUG");
-  g_subprocess_launcher_unsetenv (launcher, "G_DEBUG");
-  watch = g_bus_watch_name_on_connection (bus, BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                          name_appeared_cb, NULL, &owned, NULL);
-  proc = g_subprocess_launcher_spawn (launcher, &error, exe, "--config", config_path, "--address", address, NULL);
-  if (proc == NULL)
-    die ("cannot start backplaned: %s", error->message);
-  remember_child (proc);
-  daemon_proc = proc;   /* children[] holds the reference */
-  if (!iterate_until (&owned, START_TIMEOUT))
-    die ("backplaned did not own %s within %d s", BUS_NAME, START_TIMEOUT / 1000);
-  g_bus_unwatch_name (watch);
+  bench_daemon_start (bus, address, config, NULL);
 }
 
 typedef struct
@@ -601,7 +335,7 @@ run_to_fd (guint n)
   int pipe_fds[2];
 
   if (!g_unix_open_pipe (pipe_fds, FD_CLOEXEC, NULL))
-    die ("pipe: %s", g_strerror (errno));
+    bench_die ("pipe: %s", g_strerror (errno));
   g_unix_fd_list_append (fds, pipe_fds[1], NULL);
   close (pipe_fds[1]);
   start = g_get_monotonic_time ();
@@ -620,19 +354,19 @@ run_to_fd (guint n)
         {
           if (errno == EINTR)
             continue;
-          die ("read: %s", g_strerror (errno));
+          bench_die ("read: %s", g_strerror (errno));
         }
       for (const char *p = buffer; (p = memchr (p, '\n', buffer + got - p)) != NULL; p++)
         lines++;
     }
   seconds = (g_get_monotonic_time () - start) / 1e6;
   close (pipe_fds[0]);
-  iterate_until (&r.done, CALL_TIMEOUT);
+  bench_iterate_until (&r.done, CALL_TIMEOUT);
   if (r.reply == NULL)
-    die ("RunToFd: %s", r.error ? r.error->message : "no reply");
+    bench_die ("RunToFd: %s", r.error ? r.error->message : "no reply");
   g_variant_unref (r.reply);
   if (lines != (guint64) n + 2)
-    die ("RunToFd: %" G_GUINT64_FORMAT " lines, wanted %u (header, records, end)", lines, n + 2);
+    bench_die ("RunToFd: %" G_GUINT64_FORMAT " lines, wanted %u (header, records, end)", lines, n + 2);
   return seconds;
 }
 
@@ -651,11 +385,11 @@ run_eager (guint n)
                                        G_VARIANT_TYPE ("(asaa{sv}a{sv})"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT,
                                        NULL, &error);
   if (reply == NULL)
-    die ("Run: %s", error->message);
+    bench_die ("Run: %s", error->message);
   records = g_variant_get_child_value (reply, 1);
   seconds = (g_get_monotonic_time () - start) / 1e6;
   if (g_variant_n_children (records) != n)
-    die ("Run: %" G_GSIZE_FORMAT " records, wanted %u", g_variant_n_children (records), n);
+    bench_die ("Run: %" G_GSIZE_FORMAT " records, wanted %u", g_variant_n_children (records), n);
   return seconds;
 }
 
@@ -689,7 +423,7 @@ local_open (void)
   local_conn = bp_bolt_connection_new ("127.0.0.1", server_port, BP_BOLT_TLS_NONE);
   bp_bolt_connection_open_async (local_conn, auth, NULL, store_result_cb, &result);
   if (!bp_bolt_connection_open_finish (local_conn, wait_result (&result), &error))
-    die ("in-process connection: %s", error->message);
+    bench_die ("in-process connection: %s", error->message);
 }
 
 static double
@@ -704,17 +438,17 @@ local_stream (guint n)
   int fd = open ("/dev/null", O_WRONLY | O_CLOEXEC);
 
   if (fd < 0)
-    die ("/dev/null: %s", g_strerror (errno));
+    bench_die ("/dev/null: %s", g_strerror (errno));
   bp_bolt_connection_run_async (local_conn, QUERY, g_variant_new_parsed ("{'n': <%x>}", (gint64) n), NULL, 1000,
                                 NULL, store_result_cb, &run_result);
   stream = bp_bolt_connection_run_finish (local_conn, wait_result (&run_result), &error);
   if (stream == NULL)
-    die ("in-process RUN: %s", error->message);
+    bench_die ("in-process RUN: %s", error->message);
   bp_bolt_stream_to_fd_async (stream, fd, NULL, store_result_cb, &fd_result);
   if (!bp_bolt_stream_to_fd_finish (stream, wait_result (&fd_result), &records, &error))
-    die ("in-process stream: %s", error->message);
+    bench_die ("in-process stream: %s", error->message);
   if (records != n)
-    die ("in-process stream: %" G_GUINT64_FORMAT " records, wanted %u", records, n);
+    bench_die ("in-process stream: %" G_GUINT64_FORMAT " records, wanted %u", records, n);
   return (g_get_monotonic_time () - start) / 1e6;
 }
 
@@ -747,39 +481,22 @@ local_run_breakdown (guint         n,
                              NULL, store_result_cb, &result);
   reply = bp_bolt_run_collect_finish (local_conn, wait_result (&result), &error);
   if (reply == NULL)
-    die ("in-process collect: %s", error->message);
+    bench_die ("in-process collect: %s", error->message);
   t1 = g_get_monotonic_time ();
   g_dbus_message_set_serial (call, 1);
   message = g_dbus_message_new_method_reply (call);
   g_dbus_message_set_body (message, reply);
   blob = g_dbus_message_to_blob (message, &blob_len, G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING, &error);
   if (blob == NULL)
-    die ("marshalling the reply: %s", error->message);
+    bench_die ("marshalling the reply: %s", error->message);
   t2 = g_get_monotonic_time ();
   parsed = g_dbus_message_new_from_blob (blob, blob_len, G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING, &error);
   if (parsed == NULL)
-    die ("parsing the reply: %s", error->message);
+    bench_die ("parsing the reply: %s", error->message);
   t3 = g_get_monotonic_time ();
   out->collect_s = (t1 - t0) / 1e6;
   out->marshal_s = (t2 - t1) / 1e6;
   out->parse_s = (t3 - t2) / 1e6;
-}
-
-/* SIGTERM, a clean exit, and (under -Db_sanitize) no report in its log. */
-static void
-stop_daemon (void)
-{
-  g_autofree char *log_path = g_build_filename (tmpdir, "backplaned.log", NULL);
-  g_autofree char *text = NULL;
-
-  g_subprocess_send_signal (daemon_proc, SIGTERM);
-  /* another process: waiting blocks nothing of ours */
-  g_subprocess_wait (daemon_proc, NULL, NULL);
-  if (!g_subprocess_get_if_exited (daemon_proc) || g_subprocess_get_exit_status (daemon_proc) != 0)
-    die ("backplaned did not exit cleanly on SIGTERM");
-  if (g_file_get_contents (log_path, &text, NULL, NULL) &&
-      (strstr (text, "Sanitizer") != NULL || strstr (text, "runtime error:") != NULL))
-    die ("backplaned reported a sanitizer error (its log follows)");
 }
 
 /* The official driver: one node process per round. */
@@ -799,7 +516,7 @@ json_number_after (const char *text,
   const char *k = o != NULL ? strstr (o, key) : NULL;
 
   if (k == NULL)
-    die ("node printed no %s.%s: %s", object, key, text);
+    bench_die ("node printed no %s.%s: %s", object, key, text);
   return g_ascii_strtod (k + strlen (key), NULL);
 }
 
@@ -813,8 +530,8 @@ node_round (const char *source_root,
   g_autofree char *uri = g_strdup_printf ("bolt://127.0.0.1:%u", server_port);
   g_autofree char *sn = g_strdup_printf ("%u", stream_n);
   g_autofree char *en = g_strdup_printf ("%u", eager_n);
-  g_autoptr(GSubprocessLauncher) launcher = launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                                          G_SUBPROCESS_FLAGS_STDERR_PIPE, NULL);
+  g_autoptr(GSubprocessLauncher) launcher = bench_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                                G_SUBPROCESS_FLAGS_STDERR_PIPE, NULL);
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *stdout_text = NULL;
@@ -827,14 +544,14 @@ node_round (const char *source_root,
     return 77;
   /* node is another process: waiting for it here blocks nothing of ours */
   if (!g_subprocess_communicate_utf8 (proc, NULL, NULL, &stdout_text, &stderr_text, &error))
-    die ("node: %s", error->message);
+    bench_die ("node: %s", error->message);
   if (g_subprocess_get_if_exited (proc) && g_subprocess_get_exit_status (proc) == 77)
     {
       g_printerr ("bench-bolt: %s", stderr_text);
       return 77;
     }
   if (!g_subprocess_get_successful (proc))
-    die ("node %s failed: %s%s", script, stdout_text, stderr_text);
+    bench_die ("node %s failed: %s%s", script, stdout_text, stderr_text);
   out->stream_s = json_number_after (stdout_text, "\"stream\"", "\"seconds\":");
   out->eager_s = json_number_after (stdout_text, "\"eager\"", "\"seconds\":");
   version = strstr (stdout_text, "\"driver\":\"");
@@ -853,8 +570,8 @@ main (int   argc,
   g_autoptr(GError) error = NULL;
   g_autofree char *address = NULL;
   g_autofree char *results_path = NULL;
-  const char *build_root = g_getenv ("BACKPLANE_BUILD_ROOT");
-  const char *source_root = g_getenv ("BACKPLANE_SOURCE_ROOT");
+  const char *source_root = bench_source_root ();
+  static const char * const logs[] = { "backplaned.log", "boltserver.log", NULL };
   int stream_n = 200000, eager_n = 50000, rounds = 5, decode_mb = 8;
   GOptionEntry entries[] = {
     { "stream-n", 0, 0, G_OPTION_ARG_INT, &stream_n, "Records streamed (RunToFd) per round (200000)", "N" },
@@ -891,14 +608,8 @@ main (int   argc,
   decode_mb = CLAMP (decode_mb, 1, 1024);
   if (results_path == NULL)
     results_path = g_strdup ("/tmp/bench-bolt-results.md");
-  if (build_root == NULL)
-    build_root = BP_BUILD_ROOT;
-  if (source_root == NULL)
-    source_root = BP_SOURCE_ROOT;
 
-  setvbuf (stdout, NULL, _IOLBF, 0);
-  g_unix_signal_add (SIGTERM, interrupted_cb, GINT_TO_POINTER (SIGTERM));
-  g_unix_signal_add (SIGINT, interrupted_cb, GINT_TO_POINTER (SIGINT));
+  bench_init ("bench-bolt", logs, 0);
 
   {
     g_autofree char *modules = g_build_filename (source_root, "tests", "bolt", "node_modules", "neo4j-driver", NULL);
@@ -936,17 +647,11 @@ main (int   argc,
     }
 
   /* 2. end to end */
-  tmpdir = g_dir_make_tmp ("bench-bolt-XXXXXX", &error);
-  if (tmpdir == NULL)
-    die ("%s", error->message);
+  bench_make_tmpdir ();
   start_server (source_root);
-  address = start_bus ();
-  bus = g_dbus_connection_new_for_address_sync (address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL, NULL, &error);
-  if (bus == NULL)
-    die ("cannot connect to the private bus: %s", error->message);
-  g_dbus_connection_set_exit_on_close (bus, FALSE);
-  start_daemon (build_root, address, eager_n);
+  address = bench_start_bus (NULL);
+  bus = bench_connect (address);
+  start_daemon (address, eager_n);
   local_open ();
   /* warm-up: pooled connections on both sides, page cache, JIT */
   run_to_fd (1000);
@@ -975,10 +680,10 @@ main (int   argc,
 
           if (ours)
             {
-              guint64 t0 = proc_cpu_ticks (server);
+              guint64 t0 = bench_proc_cpu_ticks (bench_pid (server));
               double s = run_to_fd ((guint) stream_n);
 
-              busy_bp[r] = (proc_cpu_ticks (server) - t0) / (double) ticks_per_s / s;
+              busy_bp[r] = (bench_proc_cpu_ticks (bench_pid (server)) - t0) / (double) ticks_per_s / s;
               bp_stream[r] = stream_n / s;
               bp_eager[r] = eager_n / run_eager ((guint) eager_n);
               local[r] = stream_n / local_stream ((guint) stream_n);
@@ -993,17 +698,17 @@ main (int   argc,
             }
           else
             {
-              guint64 t0 = proc_cpu_ticks (server);
+              guint64 t0 = bench_proc_cpu_ticks (bench_pid (server));
               gint64 start = g_get_monotonic_time ();
               int status = node_round (source_root, (guint) stream_n, (guint) eager_n, &node);
 
               if (status == 77)
                 {
-                  cleanup_all ();
+                  bench_cleanup ();
                   return 77;
                 }
               /* the server's share of the node process's whole run */
-              busy_node[r] = (proc_cpu_ticks (server) - t0) / (double) ticks_per_s /
+              busy_node[r] = (bench_proc_cpu_ticks (bench_pid (server)) - t0) / (double) ticks_per_s /
                              ((g_get_monotonic_time () - start) / 1e6);
               node_stream[r] = stream_n / node.stream_s;
               node_eager[r] = eager_n / node.eager_s;
@@ -1015,14 +720,14 @@ main (int   argc,
       g_print ("  round %d: RunToFd %.0f/s vs driver %.0f/s; Run %.0f/s vs driver %.0f/s; in-process %.0f/s\n",
                r + 1, bp_stream[r], node_stream[r], bp_eager[r], node_eager[r], local[r]);
     }
-  m_bp_stream = median (bp_stream, rounds);
-  m_bp_eager = median (bp_eager, rounds);
-  m_node_stream = median (node_stream, rounds);
-  m_node_eager = median (node_eager, rounds);
-  m_local = median (local, rounds);
-  r_stream = median (ratio_stream, rounds);
-  r_eager = median (ratio_eager, rounds);
-  r_local = median (ratio_local, rounds);
+  m_bp_stream = bench_median (bp_stream, rounds);
+  m_bp_eager = bench_median (bp_eager, rounds);
+  m_node_stream = bench_median (node_stream, rounds);
+  m_node_eager = bench_median (node_eager, rounds);
+  m_local = bench_median (local, rounds);
+  r_stream = bench_median (ratio_stream, rounds);
+  r_eager = bench_median (ratio_eager, rounds);
+  r_local = bench_median (ratio_local, rounds);
 
   g_print ("  streaming %d records (JSON Lines):\n", stream_n);
   g_print ("    Graph.RunToFd via backplaned  %10.0f records/s   %.2fx the driver  [goal > 1x]\n",
@@ -1036,11 +741,11 @@ main (int   argc,
   g_print ("    neo4j-driver executeQuery     %10.0f records/s\n", m_node_eager);
   g_print ("    where Run's time goes (in process, %d records): fetch + decode to GVariant %.1f ms, "
            "GDBus marshalling %.1f ms, GDBus parsing in the caller %.1f ms; the driver's whole query: %.1f ms\n",
-           eager_n, median (bd_collect, rounds), median (bd_marshal, rounds), median (bd_parse, rounds),
-           1000.0 * eager_n / m_node_eager);
+           eager_n, bench_median (bd_collect, rounds), bench_median (bd_marshal, rounds),
+           bench_median (bd_parse, rounds), 1000.0 * eager_n / m_node_eager);
   g_print ("  boltserver.py CPU busy: %.0f %% while RunToFd ran, %.0f %% over a node run "
            "(near 100 %%: the server sets the pace)\n",
-           100 * median (busy_bp, rounds), 100 * median (busy_node, rounds));
+           100 * bench_median (busy_bp, rounds), 100 * bench_median (busy_node, rounds));
 
   g_string_append_printf (md, "\n## Records per second end to end (`%s`, boltserver.py, median of %d "
                               "interleaved rounds)\n\n"
@@ -1057,10 +762,10 @@ main (int   argc,
   g_string_append_printf (md, "\nGraph.Run's %d records, in process: fetch + decode to GVariant %.1f ms, GDBus "
                               "marshalling of the reply %.1f ms, GDBus parsing of it in the caller %.1f ms "
                               "(the driver's whole executeQuery: %.1f ms).\n",
-                          eager_n, median (bd_collect, rounds), median (bd_marshal, rounds), median (bd_parse, rounds),
-                          1000.0 * eager_n / m_node_eager);
+                          eager_n, bench_median (bd_collect, rounds), bench_median (bd_marshal, rounds),
+                          bench_median (bd_parse, rounds), 1000.0 * eager_n / m_node_eager);
   g_string_append_printf (md, "\nboltserver.py CPU busy: %.0f %% during RunToFd, %.0f %% over a node run.\n",
-                          100 * median (busy_bp, rounds), 100 * median (busy_node, rounds));
+                          100 * bench_median (busy_bp, rounds), 100 * bench_median (busy_node, rounds));
   if (!g_file_set_contents (results_path, md->str, -1, &error))
     g_printerr ("bench-bolt: %s\n", error->message);
   else
@@ -1074,8 +779,8 @@ main (int   argc,
     g_clear_object (&local_conn);
   }
   g_free (node.version);
-  stop_daemon ();
+  bench_daemon_stop ();
   g_clear_object (&bus);
-  cleanup_all ();
+  bench_cleanup ();
   return 0;
 }

@@ -40,24 +40,20 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
 #include <glib-unix.h>
-#include <glib/gstdio.h>
 
-#define DAEMON_NAME   "org.backplane.Backplane1"
+#include "bench-common.h"
+
+#define DAEMON_NAME   BENCH_BUS_NAME
 #define ECHO_NAME     "org.backplane.BenchEcho1"
-#define ROOT_PATH     "/org/backplane/Backplane1"
 #define PING_PATH     "/org/backplane/Backplane1/backend/echo"
 #define BACKEND_IFACE "org.backplane.Backplane1.Backend"
-#define MANAGER_IFACE "org.backplane.Backplane1.Manager"
 
 #define IN_FLIGHT        16
 #define CALL_TIMEOUT_MS  30000
@@ -69,20 +65,6 @@
   "type=system\n" \
   "[backend echo]\n" \
   "type=echo\n"
-
-#define BUS_CONFIG \
-  "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n" \
-  " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n" \
-  "<busconfig>\n" \
-  "  <type>session</type>\n" \
-  "  <listen>unix:dir=%s</listen>\n" \
-  "  <auth>EXTERNAL</auth>\n" \
-  "  <policy context=\"default\">\n" \
-  "    <allow send_destination=\"*\"/>\n" \
-  "    <allow receive_sender=\"*\"/>\n" \
-  "    <allow own=\"*\"/>\n" \
-  "  </policy>\n" \
-  "</busconfig>\n"
 
 /* ------------------------------------------------------------------ */
 /* The baseline service (--echo-service)                               */
@@ -167,153 +149,6 @@ run_echo_service (const char *address)
 }
 
 /* ------------------------------------------------------------------ */
-/* Process bookkeeping and failure                                     */
-
-#define MAX_CHILDREN 8
-
-static GSubprocess *children[MAX_CHILDREN];
-static char *tmpdir;
-static guint32 bus_pid;
-
-static void
-forget_child (GSubprocess *proc)
-{
-  for (guint i = 0; i < MAX_CHILDREN; i++)
-    if (children[i] == proc)
-      g_clear_object (&children[i]);
-}
-
-static void
-remember_child (GSubprocess *proc)
-{
-  for (guint i = 0; i < MAX_CHILDREN; i++)
-    if (children[i] == NULL)
-      {
-        children[i] = g_object_ref (proc);
-        return;
-      }
-  g_error ("bench-dbus: too many child processes");
-}
-
-static void
-rm_rf (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *entry;
-
-  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, entry, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        rm_rf (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
-cleanup_all (void)
-{
-  /* Services first, the bus last. */
-  for (int i = MAX_CHILDREN - 1; i >= 0; i--)
-    if (children[i] != NULL)
-      {
-        g_subprocess_force_exit (children[i]);
-        g_subprocess_wait (children[i], NULL, NULL);
-        forget_child (children[i]);
-      }
-  if (tmpdir != NULL)
-    rm_rf (tmpdir);
-  g_clear_pointer (&tmpdir, g_free);
-}
-
-static void
-print_log (const char *name)
-{
-  g_autofree char *path = NULL;
-  g_autofree char *text = NULL;
-
-  if (tmpdir == NULL)
-    return;
-  path = g_build_filename (tmpdir, name, NULL);
-  if (g_file_get_contents (path, &text, NULL, NULL) && text[0] != '\0')
-    g_printerr ("--- %s ---\n%s", name, text);
-}
-
-static void die (const char *format,
-                 ...) G_GNUC_NORETURN G_GNUC_PRINTF (1, 2);
-
-/* Reports, shows the services' logs, kills what we started, exits 1. */
-static void
-die (const char *format,
-     ...)
-{
-  va_list args;
-  char *message;
-
-  va_start (args, format);
-  message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_printerr ("bench-dbus: error: %s\n", message);
-  g_free (message);
-  print_log ("backplaned.log");
-  print_log ("echo-service.log");
-  print_log ("dbus-daemon.log");
-  fflush (stdout);
-  cleanup_all ();
-  exit (EXIT_FAILURE);
-}
-
-static gboolean
-interrupted_cb (gpointer user_data)
-{
-  die ("interrupted by signal %d", GPOINTER_TO_INT (user_data));
-}
-
-static void
-child_setup (gpointer user_data)
-{
-  /* Die with the benchmark even if it is SIGKILLed. */
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-/* ------------------------------------------------------------------ */
-/* Main-loop helpers                                                   */
-
-static gboolean
-flag_timeout_cb (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* Iterates the main context until *flag or timeout_ms. */
-static gboolean
-iterate_until (const gboolean *flag,
-               guint           timeout_ms)
-{
-  gboolean timed_out = FALSE;
-  guint id = g_timeout_add (timeout_ms, flag_timeout_cb, &timed_out);
-
-  while (!*flag && !timed_out)
-    g_main_context_iteration (NULL, TRUE);
-  if (!timed_out)
-    g_source_remove (id);
-  return *flag;
-}
-
-/* Sleeps while still dispatching (name watches, signals). */
-static void
-iterate_for (guint ms)
-{
-  gboolean done = FALSE;
-
-  iterate_until (&done, ms);
-}
-
-/* ------------------------------------------------------------------ */
 /* Targets: a bus name, how to start it, a watch on it                  */
 
 typedef struct
@@ -362,10 +197,10 @@ target_watch (Target          *t,
 {
   t->watch_id = g_bus_watch_name_on_connection (connection, t->bus_name, G_BUS_NAME_WATCHER_FLAGS_NONE,
                                                 name_appeared_cb, name_vanished_cb, t, NULL);
-  if (!iterate_until (&t->name_known, START_TIMEOUT_MS))
-    die ("no answer from the bus about %s", t->bus_name);
+  if (!bench_iterate_until (&t->name_known, START_TIMEOUT_MS))
+    bench_die ("no answer from the bus about %s", t->bus_name);
   if (t->name_owned)
-    die ("%s is already owned on the private bus", t->bus_name);
+    bench_die ("%s is already owned on the private bus", t->bus_name);
 }
 
 static void
@@ -382,20 +217,10 @@ wait_exit_cb (GObject      *source,
 static void
 target_spawn (Target *t)
 {
-  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
-  g_autofree char *log_path = g_build_filename (tmpdir, t->log_name, NULL);
-  g_autoptr(GError) error = NULL;
-
   /* The log of the latest start only (the file is truncated). */
-  g_subprocess_launcher_set_environ (launcher, t->envp);
-  g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
-  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
   t->exited = FALSE;
-  t->proc = g_subprocess_launcher_spawnv (launcher, (const char * const *) t->argv, &error);
-  if (t->proc == NULL)
-    die ("cannot start %s: %s", t->argv[0], error->message);
-  remember_child (t->proc);
-  t->pid = (guint32) g_ascii_strtoull (g_subprocess_get_identifier (t->proc), NULL, 10);
+  t->proc = bench_spawn_logged ((const char * const *) t->argv, t->envp, G_SUBPROCESS_FLAGS_NONE, t->log_name);
+  t->pid = bench_pid (t->proc);
   g_subprocess_wait_async (t->proc, NULL, wait_exit_cb, t);
 }
 
@@ -406,28 +231,16 @@ target_start (Target *t)
   gint64 start;
 
   if (!t->name_known || t->name_owned)
-    die ("%s: name watch not ready before start", t->label);
+    bench_die ("%s: name watch not ready before start", t->label);
   start = g_get_monotonic_time ();
   target_spawn (t);
   while (!t->name_owned && !t->exited && g_get_monotonic_time () - start < START_TIMEOUT_MS * 1000)
-    iterate_for (50);
+    bench_iterate_for (50);
   if (t->exited)
-    die ("%s exited during start-up", t->label);
+    bench_die ("%s exited during start-up", t->label);
   if (!t->name_owned)
-    die ("%s did not own %s within %d s", t->label, t->bus_name, START_TIMEOUT_MS / 1000);
+    bench_die ("%s did not own %s within %d s", t->label, t->bus_name, START_TIMEOUT_MS / 1000);
   return t->appeared_us - start;
-}
-
-/* Under -Db_sanitize, a service's leak or UB report lands in its log. */
-static void
-target_check_log (Target *t)
-{
-  g_autofree char *path = g_build_filename (tmpdir, t->log_name, NULL);
-  g_autofree char *text = NULL;
-
-  if (g_file_get_contents (path, &text, NULL, NULL) &&
-      (strstr (text, "Sanitizer") != NULL || strstr (text, "runtime error:") != NULL))
-    die ("%s reported a sanitizer error (its log follows)", t->label);
 }
 
 static void
@@ -436,29 +249,30 @@ target_stop (Target *t)
   if (t->proc == NULL)
     return;
   g_subprocess_send_signal (t->proc, SIGTERM);
-  if (!iterate_until (&t->exited, STOP_TIMEOUT_MS))
+  if (!bench_iterate_until (&t->exited, STOP_TIMEOUT_MS))
     {
       g_subprocess_force_exit (t->proc);
-      iterate_until (&t->exited, STOP_TIMEOUT_MS);
-      die ("%s did not exit within %d s of SIGTERM", t->label, STOP_TIMEOUT_MS / 1000);
+      bench_iterate_until (&t->exited, STOP_TIMEOUT_MS);
+      bench_die ("%s did not exit within %d s of SIGTERM", t->label, STOP_TIMEOUT_MS / 1000);
     }
   if (!g_subprocess_get_if_exited (t->proc) || g_subprocess_get_exit_status (t->proc) != 0)
-    die ("%s did not exit cleanly on SIGTERM (%s %d)", t->label,
-         g_subprocess_get_if_exited (t->proc) ? "status" : "signal",
-         g_subprocess_get_if_exited (t->proc) ? g_subprocess_get_exit_status (t->proc)
-                                              : g_subprocess_get_term_sig (t->proc));
-  forget_child (t->proc);
+    bench_die ("%s did not exit cleanly on SIGTERM (%s %d)", t->label,
+               g_subprocess_get_if_exited (t->proc) ? "status" : "signal",
+               g_subprocess_get_if_exited (t->proc) ? g_subprocess_get_exit_status (t->proc)
+                                                    : g_subprocess_get_term_sig (t->proc));
+  bench_forget_child (t->proc);
   g_clear_object (&t->proc);
   t->pid = 0;
-  target_check_log (t);
+  /* Under -Db_sanitize, a service's leak or UB report lands in its log. */
+  bench_check_log (t->label, t->log_name);
   /* The next start is timed from a name nobody owns. */
   {
     gint64 deadline = g_get_monotonic_time () + STOP_TIMEOUT_MS * 1000;
 
     while (t->name_owned && g_get_monotonic_time () < deadline)
-      iterate_for (10);
+      bench_iterate_for (10);
     if (t->name_owned)
-      die ("%s still owned after %s exited", t->bus_name, t->label);
+      bench_die ("%s still owned after %s exited", t->bus_name, t->label);
   }
 }
 
@@ -466,29 +280,11 @@ static void
 target_check_alive (Target *t)
 {
   if (t->proc == NULL || t->exited)
-    die ("%s is not running any more", t->label);
+    bench_die ("%s is not running any more", t->label);
 }
 
 /* ------------------------------------------------------------------ */
 /* /proc readers                                                       */
-
-/* Returns: the value of a "Key:  N kB" line of /proc/PID/status, in KiB */
-static guint64
-proc_status_kib (guint32     pid,
-                 const char *key)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%u/status", pid);
-  g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    die ("cannot read %s", path);
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (g_str_has_prefix (lines[i], key) && lines[i][strlen (key)] == ':')
-      return g_ascii_strtoull (lines[i] + strlen (key) + 1, NULL, 10);
-  die ("no %s in %s", key, path);
-}
 
 typedef struct
 {
@@ -508,7 +304,7 @@ proc_sched (guint32    pid,
   const char *tid;
 
   if (dir == NULL)
-    die ("cannot read %s", task_dir);
+    bench_die ("cannot read %s", task_dir);
   out->cpu_ns = out->slices = 0;
   while ((tid = g_dir_read_name (dir)) != NULL)
     {
@@ -521,7 +317,7 @@ proc_sched (guint32    pid,
         continue;
       fields = g_strsplit (g_strstrip (text), " ", -1);
       if (g_strv_length (fields) < 3)
-        die ("unexpected %s: %s", path, text);
+        bench_die ("unexpected %s: %s", path, text);
       out->cpu_ns += g_ascii_strtoull (fields[0], NULL, 10);
       out->slices += g_ascii_strtoull (fields[2], NULL, 10);
     }
@@ -538,11 +334,11 @@ proc_set_affinity (guint32          pid,
   const char *tid;
 
   if (dir == NULL)
-    die ("cannot read %s", task_dir);
+    bench_die ("cannot read %s", task_dir);
   while ((tid = g_dir_read_name (dir)) != NULL)
     if (sched_setaffinity ((pid_t) g_ascii_strtoll (tid, NULL, 10), sizeof *set, set) != 0 &&
         errno != ESRCH)
-      die ("sched_setaffinity %s: %s", tid, g_strerror (errno));
+      bench_die ("sched_setaffinity %s: %s", tid, g_strerror (errno));
 }
 
 /* ------------------------------------------------------------------ */
@@ -618,34 +414,8 @@ ping_round (GDBusConnection *connection,
   while (run.done < run.sent)
     g_main_context_iteration (NULL, TRUE);
   if (run.error != NULL)
-    die ("Ping on %s failed: %s", t->label, run.error->message);
+    bench_die ("Ping on %s failed: %s", t->label, run.error->message);
   return g_get_monotonic_time () - start;
-}
-
-static int
-compare_double (const void *a,
-                const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-
-  return (x > y) - (x < y);
-}
-
-static int
-compare_gint64 (const void *a,
-                const void *b)
-{
-  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
-
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *values,
-        guint   n)
-{
-  qsort (values, n, sizeof (double), compare_double);
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
 typedef struct
@@ -709,21 +479,20 @@ ping_compare (GDBusConnection *connection,
       cpu_ratio[r] = cpu[0][r] / MAX (cpu[1][r], 0.001);
     }
 
-  out->wall_ratio = median (wall_ratio, rounds);
-  out->cpu_ratio = median (cpu_ratio, rounds);
+  out->wall_ratio = bench_median (wall_ratio, rounds);
+  out->cpu_ratio = bench_median (cpu_ratio, rounds);
   for (guint k = 0; k < 2; k++)
     {
       PingResult *res = &out->target[k];
       gsize n = (gsize) rounds * calls;
 
-      qsort (lat[k], n, sizeof (gint64), compare_gint64);
+      qsort (lat[k], n, sizeof (gint64), bench_compare_gint64);
       res->p50_us = lat[k][(gsize) (0.50 * (n - 1))];
       res->p99_us = lat[k][(gsize) (0.99 * (n - 1))];
-      res->wall_us = median (wall[k], rounds);
-      res->wall_min_us = wall[k][0];
-      res->wall_max_us = wall[k][rounds - 1];
-      res->cpu_us = median (cpu[k], rounds);
-      res->slices = median (slices[k], rounds);
+      res->wall_us = bench_median (wall[k], rounds);
+      bench_range (wall[k], rounds, &res->wall_min_us, &res->wall_max_us);
+      res->cpu_us = bench_median (cpu[k], rounds);
+      res->slices = bench_median (slices[k], rounds);
       g_free (wall[k]);
       g_free (cpu[k]);
       g_free (slices[k]);
@@ -753,50 +522,6 @@ print_comparison (const char           *what,
 /* ------------------------------------------------------------------ */
 /* backplaned's loop lag                                               */
 
-typedef struct
-{
-  gint64  p50_us;
-  gint64  p99_us;
-  gint64  max_us;
-  guint64 samples;
-  guint64 stalls;
-} LoopLag;
-
-static void
-read_loop_lag (GDBusConnection *connection,
-               Target          *daemon,
-               LoopLag         *out)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) value = NULL;
-  g_autoptr(GVariantDict) dict = NULL;
-
-  /* The property is refreshed at most once a second, after loop activity:
-   * wait out the second, wake the loop with one call, then read. */
-  iterate_for (1100);
-  ping_round (connection, daemon, 1, 1, NULL);
-  iterate_for (50);
-  reply = g_dbus_connection_call_sync (connection, DAEMON_NAME, ROOT_PATH,
-                                       "org.freedesktop.DBus.Properties", "Get",
-                                       g_variant_new ("(ss)", MANAGER_IFACE, "LoopLag"),
-                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE,
-                                       CALL_TIMEOUT_MS, NULL, &error);
-  if (reply == NULL)
-    die ("reading Manager.LoopLag: %s", error->message);
-  g_variant_get (reply, "(v)", &value);
-  dict = g_variant_dict_new (value);
-  if (!g_variant_dict_lookup (dict, "p50-us", "x", &out->p50_us) ||
-      !g_variant_dict_lookup (dict, "p99-us", "x", &out->p99_us) ||
-      !g_variant_dict_lookup (dict, "max-us", "x", &out->max_us) ||
-      !g_variant_dict_lookup (dict, "samples", "t", &out->samples) ||
-      !g_variant_dict_lookup (dict, "stalls-over-16ms", "t", &out->stalls))
-    {
-      g_autofree char *text = g_variant_print (value, TRUE);
-      die ("Manager.LoopLag lacks a key: %s", text);
-    }
-}
-
 static char *
 format_us (gint64 us)
 {
@@ -808,40 +533,12 @@ format_us (gint64 us)
 /* ------------------------------------------------------------------ */
 /* Set-up                                                              */
 
-static char *
-first_line_of (const char *path,
-               const char *prefix)
-{
-  g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    return g_strdup ("?");
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (prefix == NULL || g_str_has_prefix (lines[i], prefix))
-      {
-        const char *sep = lines[i] + (prefix != NULL ? strlen (prefix) : 0);
-        g_autofree char *value = NULL;
-
-        /* "key : value" (cpuinfo) or KEY="value" (os-release) */
-        while (*sep == ' ' || *sep == '\t' || *sep == ':' || *sep == '=')
-          sep++;
-        value = g_strstrip (g_strdup (sep));
-        return g_shell_unquote (value, NULL) ?: g_steal_pointer (&value);
-      }
-  return g_strdup ("?");
-}
-
 static void
 print_machine (void)
 {
-  g_autofree char *cpu = first_line_of ("/proc/cpuinfo", "model name");
-  g_autofree char *os = first_line_of ("/etc/os-release", "PRETTY_NAME");
+  g_autofree char *machine = bench_machine_line ();
   g_autofree char *dbus_version = NULL;
-  struct utsname uts;
 
-  uname (&uts);
   if (!g_spawn_command_line_sync ("dbus-daemon --version", &dbus_version, NULL, NULL, NULL) ||
       dbus_version == NULL)
     dbus_version = g_strdup ("?");
@@ -851,74 +548,16 @@ print_machine (void)
       if (nl != NULL)
         *nl = '\0';
     }
-  printf ("machine: %s, %u CPUs, kernel %s, %s, GLib %u.%u.%u, %s\n",
-          cpu, g_get_num_processors (), uts.release, os,
-          glib_major_version, glib_minor_version, glib_micro_version, dbus_version);
+  printf ("machine: %s, %s\n", machine, dbus_version);
 }
 
 /* Other work on the machine skews everything here: say how much there was. */
 static void
 print_load (const char *when)
 {
-  g_autofree char *load = first_line_of ("/proc/loadavg", NULL);
-  double one = g_ascii_strtod (load, NULL);
+  g_autofree char *load = bench_load_line ();
 
-  printf ("load average %s: %s%s\n", when, load,
-          one > 0.5 * g_get_num_processors () ? " (busy machine: take the numbers with a grain of salt)" : "");
-}
-
-/* Starts dbus-daemon on a socket in tmpdir. Returns: (transfer full): its address */
-static char *
-start_bus (void)
-{
-  g_autofree char *conf_path = g_build_filename (tmpdir, "bus.conf", NULL);
-  g_autofree char *conf = g_strdup_printf (BUS_CONFIG, tmpdir);
-  g_autofree char *conf_arg = g_strdup_printf ("--config-file=%s", conf_path);
-  g_autofree char *log_path = g_build_filename (tmpdir, "dbus-daemon.log", NULL);
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GDataInputStream) in = NULL;
-  g_autoptr(GError) error = NULL;
-  char *address;
-
-  if (!g_file_set_contents (conf_path, conf, -1, &error))
-    die ("%s", error->message);
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_set_stderr_file_path (launcher, log_path);
-  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
-  proc = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", conf_arg,
-                                      "--nofork", "--print-address", NULL);
-  if (proc == NULL)
-    die ("cannot start dbus-daemon: %s", error->message);
-  remember_child (proc);
-  bus_pid = (guint32) g_ascii_strtoull (g_subprocess_get_identifier (proc), NULL, 10);
-  in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (proc));
-  address = g_data_input_stream_read_line (in, NULL, NULL, &error);
-  if (address == NULL)
-    die ("dbus-daemon printed no address%s%s", error ? ": " : "", error ? error->message : "");
-  return address;
-}
-
-static char **
-service_environ (const char *build_root)
-{
-  char **envp = g_get_environ ();
-  const char *plugin_env = g_getenv ("BACKPLANE_PLUGIN_PATH");
-  g_autofree char *plugins = NULL;
-  g_autofree char *build_plugins = g_build_filename (build_root, "plugins", NULL);
-  g_autofree char *echo_plugin = g_build_filename (build_root, "examples", "echo-plugin", NULL);
-
-  plugins = g_strjoin (":", plugin_env != NULL ? plugin_env : build_plugins, echo_plugin, NULL);
-  envp = g_environ_setenv (envp, "BACKPLANE_PLUGIN_PATH", plugins, TRUE);
-  envp = g_environ_setenv (envp, "XDG_CONFIG_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_DATA_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_STATE_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", tmpdir, TRUE);
-  envp = g_environ_unsetenv (envp, "DBUS_SESSION_BUS_ADDRESS");
-  envp = g_environ_unsetenv (envp, "G_DEBUG");
-  envp = g_environ_unsetenv (envp, "G_MESSAGES_DEBUG");
-  envp = g_environ_unsetenv (envp, "G_SLICE");
-  return envp;
+  printf ("load average %s: %s\n", when, load);
 }
 
 static double
@@ -929,7 +568,7 @@ median_gint64_ms (gint64 *values,
 
   for (guint i = 0; i < n; i++)
     ms[i] = values[i] / 1000.0;
-  return median (ms, n);
+  return bench_median (ms, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -946,8 +585,10 @@ main (int   argc,
   g_autofree char *self_exe = NULL;
   g_autofree char *daemon_exe = NULL;
   g_autofree char *config_path = NULL;
+  g_autofree char *echo_plugin = NULL;
   gint64 *start_us[2] = { NULL, NULL };
-  const char *build_root = g_getenv ("BACKPLANE_BUILD_ROOT");
+  static const char * const logs[] = { "backplaned.log", "echo-service.log", "dbus-daemon.log", NULL };
+  guint32 bus_pid;
   int rounds = 15, calls = 500, starts = 5;
   GOptionEntry entries[] = {
     { "echo-service", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &echo_address,
@@ -962,7 +603,7 @@ main (int   argc,
   Target *targets[2] = { &daemon, &echo };
   PingComparison seq, par, seq_pinned, par_pinned;
   int pinned_cpu = 0;
-  LoopLag lag_before, lag_after;
+  BenchLoopLag lag_before, lag_after;
   guint64 rss_idle[2], rss_after[2], hwm_after[2];
 
   context = g_option_context_new (NULL);
@@ -980,51 +621,31 @@ main (int   argc,
   calls = CLAMP (calls, 10, 10000000);
   starts = CLAMP (starts, 1, 100);
 
-  /* Lines in order with our stderr and the services' logs. */
-  setvbuf (stdout, NULL, _IOLBF, 0);
-  /* Clean up on SIGTERM (meson's timeout) at the next main-loop iteration;
-   * if we are SIGKILLed instead, PR_SET_PDEATHSIG takes the children down. */
-  g_unix_signal_add (SIGTERM, interrupted_cb, GINT_TO_POINTER (SIGTERM));
-  g_unix_signal_add (SIGINT, interrupted_cb, GINT_TO_POINTER (SIGINT));
-  g_unix_signal_add (SIGHUP, interrupted_cb, GINT_TO_POINTER (SIGHUP));
+  bench_init ("bench-dbus", logs, 0);
 
-  if (build_root == NULL)
-    build_root = BP_BUILD_ROOT;
-  daemon_exe = g_build_filename (build_root, "core", "daemon", "backplaned", NULL);
-  if (!g_file_test (daemon_exe, G_FILE_TEST_IS_EXECUTABLE))
-    die ("%s is not built", daemon_exe);
+  daemon_exe = bench_daemon_exe ();
+  echo_plugin = g_build_filename (bench_build_root (), "examples", "echo-plugin", NULL);
   {
-    g_autofree char *so = g_build_filename (build_root, "examples", "echo-plugin", "libbp-echo.so", NULL);
+    g_autofree char *so = g_build_filename (echo_plugin, "libbp-echo.so", NULL);
     if (!g_file_test (so, G_FILE_TEST_EXISTS))
-      die ("%s is not built (the example echo plugin is built with -Dtests=true)", so);
+      bench_die ("%s is not built (the example echo plugin is built with -Dtests=true)", so);
   }
   self_exe = g_file_read_link ("/proc/self/exe", &error);
   if (self_exe == NULL)
-    die ("%s", error->message);
+    bench_die ("%s", error->message);
 
-  tmpdir = g_dir_make_tmp ("bench-dbus-XXXXXX", &error);
-  if (tmpdir == NULL)
-    die ("%s", error->message);
-  g_chmod (tmpdir, 0700);
-  config_path = g_build_filename (tmpdir, "backplane.conf", NULL);
-  if (!g_file_set_contents (config_path, DAEMON_CONFIG, -1, &error))
-    die ("%s", error->message);
+  bench_make_tmpdir ();
+  config_path = bench_write_file ("backplane.conf", DAEMON_CONFIG);
 
   print_machine ();
   print_load ("at start");
-  address = start_bus ();
-  connection = g_dbus_connection_new_for_address_sync (address,
-                                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                       G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                                       NULL, NULL, &error);
-  if (connection == NULL)
-    die ("cannot connect to the private bus: %s", error->message);
-  g_dbus_connection_set_exit_on_close (connection, FALSE);
+  address = bench_start_bus (&bus_pid);
+  connection = bench_connect (address);
 
   daemon.argv = g_strdupv ((char *[]) { daemon_exe, "--config", config_path, "--address", address, NULL });
   echo.argv = g_strdupv ((char *[]) { self_exe, "--echo-service", address, NULL });
-  daemon.envp = service_environ (build_root);
-  echo.envp = service_environ (build_root);
+  daemon.envp = bench_service_environ (echo_plugin);
+  echo.envp = bench_service_environ (echo_plugin);
   target_watch (&daemon, connection);
   target_watch (&echo, connection);
 
@@ -1047,20 +668,20 @@ main (int   argc,
     target_start (targets[k]);
   for (guint k = 0; k < 2; k++)
     ping_round (connection, targets[k], 10, 1, NULL);
-  iterate_for (1000);
+  bench_iterate_for (1000);
   for (guint k = 0; k < 2; k++)
-    rss_idle[k] = proc_status_kib (targets[k]->pid, "VmRSS");
+    rss_idle[k] = bench_proc_status_kib (targets[k]->pid, "VmRSS");
 
   /* 3. Ping, sequential and 16 in flight, with the loop lag around it. */
-  read_loop_lag (connection, &daemon, &lag_before);
+  bench_read_loop_lag (connection, PING_PATH, BACKEND_IFACE, "Ping", &lag_before);
   ping_compare (connection, targets, rounds, calls, 1, &seq);
   ping_compare (connection, targets, rounds, calls * 4, IN_FLIGHT, &par);
   for (guint k = 0; k < 2; k++)
     {
-      rss_after[k] = proc_status_kib (targets[k]->pid, "VmRSS");
-      hwm_after[k] = proc_status_kib (targets[k]->pid, "VmHWM");
+      rss_after[k] = bench_proc_status_kib (targets[k]->pid, "VmRSS");
+      hwm_after[k] = bench_proc_status_kib (targets[k]->pid, "VmHWM");
     }
-  read_loop_lag (connection, &daemon, &lag_after);
+  bench_read_loop_lag (connection, PING_PATH, BACKEND_IFACE, "Ping", &lag_after);
 
   /* 4. The same with every process on one CPU: no cross-CPU wake-ups, so
    *    far steadier on a small VM, and the CPU work per call shows plainly. */
@@ -1069,7 +690,7 @@ main (int   argc,
     cpu_set_t all, one;
 
     if (sched_getaffinity (0, sizeof all, &all) != 0)
-      die ("sched_getaffinity: %s", g_strerror (errno));
+      bench_die ("sched_getaffinity: %s", g_strerror (errno));
     CPU_ZERO (&one);
     for (int i = 0; i < CPU_SETSIZE; i++)
       if (CPU_ISSET (i, &all))
@@ -1122,8 +743,8 @@ main (int   argc,
   {
     double d, e;
 
-    qsort (start_us[0], starts, sizeof (gint64), compare_gint64);
-    qsort (start_us[1], starts, sizeof (gint64), compare_gint64);
+    qsort (start_us[0], starts, sizeof (gint64), bench_compare_gint64);
+    qsort (start_us[1], starts, sizeof (gint64), bench_compare_gint64);
     d = median_gint64_ms (start_us[0], starts);
     e = median_gint64_ms (start_us[1], starts);
 
@@ -1148,6 +769,6 @@ main (int   argc,
     }
   g_dbus_connection_close_sync (connection, NULL, NULL);
   g_clear_object (&connection);
-  cleanup_all ();
+  bench_cleanup ();
   return EXIT_SUCCESS;
 }

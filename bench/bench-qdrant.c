@@ -37,19 +37,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
-#include <glib-unix.h>
 #include <glib/gstdio.h>
+
+#include "bench-common.h"
 
 #if defined(__has_include)
 # if __has_include(<libsoup/soup.h>)
@@ -68,231 +65,16 @@ main (int   argc,
 }
 #else
 
-#define DAEMON_NAME   "org.backplane.Backplane1"
-#define ROOT_PATH     "/org/backplane/Backplane1"
+#define DAEMON_NAME   BENCH_BUS_NAME
 #define VEC_PATH      "/org/backplane/Backplane1/backend/vec"
 #define VEC_IFACE     "org.backplane.Backplane1.Vectors"
-#define MANAGER_IFACE "org.backplane.Backplane1.Manager"
 
-#define START_TIMEOUT_MS  30000
 #define CALL_TIMEOUT_MS   600000
 #define RTT_POINTS        100
 #define RTT_LIMIT         10
 
-#define BUS_CONFIG \
-  "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n" \
-  " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n" \
-  "<busconfig>\n" \
-  "  <type>session</type>\n" \
-  "  <listen>unix:dir=%s</listen>\n" \
-  "  <auth>EXTERNAL</auth>\n" \
-  "  <policy context=\"default\">\n" \
-  "    <allow send_destination=\"*\"/>\n" \
-  "    <allow receive_sender=\"*\"/>\n" \
-  "    <allow own=\"*\"/>\n" \
-  "  </policy>\n" \
-  "</busconfig>\n"
-
-/* ------------------------------------------------------------------ */
-/* Process bookkeeping and failure                                     */
-
-#define MAX_CHILDREN 8
-
-static GSubprocess *children[MAX_CHILDREN];
-static char *tmpdir;
-
-static void
-forget_child (GSubprocess *proc)
-{
-  for (guint i = 0; i < MAX_CHILDREN; i++)
-    if (children[i] == proc)
-      g_clear_object (&children[i]);
-}
-
-static void
-remember_child (GSubprocess *proc)
-{
-  for (guint i = 0; i < MAX_CHILDREN; i++)
-    if (children[i] == NULL)
-      {
-        children[i] = g_object_ref (proc);
-        return;
-      }
-  g_error ("bench-qdrant: too many child processes");
-}
-
-static void
-rm_rf (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *entry;
-
-  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, entry, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        rm_rf (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
-cleanup_all (void)
-{
-  /* Services first, the bus last (it was started first). */
-  for (int i = MAX_CHILDREN - 1; i >= 0; i--)
-    if (children[i] != NULL)
-      {
-        g_subprocess_force_exit (children[i]);
-        g_subprocess_wait (children[i], NULL, NULL);
-        forget_child (children[i]);
-      }
-  if (tmpdir != NULL)
-    rm_rf (tmpdir);
-  g_clear_pointer (&tmpdir, g_free);
-}
-
-static void
-print_log (const char *name)
-{
-  g_autofree char *path = NULL;
-  g_autofree char *text = NULL;
-
-  if (tmpdir == NULL)
-    return;
-  path = g_build_filename (tmpdir, name, NULL);
-  if (g_file_get_contents (path, &text, NULL, NULL) && text[0] != '\0')
-    {
-      gsize len = strlen (text);
-
-      /* the tail is what matters */
-      g_printerr ("--- %s ---\n%s", name, len > 8192 ? text + len - 8192 : text);
-    }
-}
-
-static void die (const char *format,
-                 ...) G_GNUC_NORETURN G_GNUC_PRINTF (1, 2);
-
-/* Reports, shows the services' logs, kills what we started, exits 1. */
-static void
-die (const char *format,
-     ...)
-{
-  va_list args;
-  char *message;
-
-  va_start (args, format);
-  message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_printerr ("bench-qdrant: error: %s\n", message);
-  g_free (message);
-  print_log ("backplaned.log");
-  print_log ("qdrantserver.log");
-  print_log ("dbus-daemon.log");
-  print_log ("node.log");
-  fflush (stdout);
-  cleanup_all ();
-  exit (EXIT_FAILURE);
-}
-
-static gboolean
-interrupted_cb (gpointer user_data)
-{
-  die ("interrupted by signal %d", GPOINTER_TO_INT (user_data));
-}
-
-/* Runs in the child between fork and exec: async-signal-safe only. */
-static void
-child_setup (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static GSubprocess *
-spawn_logged (const char * const  *argv,
-              char               **envp,
-              GSubprocessFlags     flags,
-              const char          *log_name)
-{
-  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (flags);
-  g_autofree char *log_path = g_build_filename (tmpdir, log_name, NULL);
-  g_autoptr(GError) error = NULL;
-  GSubprocess *proc;
-
-  if (envp != NULL)
-    g_subprocess_launcher_set_environ (launcher, envp);
-  if (!(flags & G_SUBPROCESS_FLAGS_STDOUT_PIPE))
-    g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
-  g_subprocess_launcher_set_stderr_file_path (launcher, log_path);
-  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
-  proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  if (proc == NULL)
-    die ("cannot start %s: %s", argv[0], error->message);
-  remember_child (proc);
-  return proc;
-}
-
-static guint32
-proc_pid (GSubprocess *proc)
-{
-  return (guint32) g_ascii_strtoull (g_subprocess_get_identifier (proc), NULL, 10);
-}
-
-/* ------------------------------------------------------------------ */
-/* Main-loop helpers                                                   */
-
-static gboolean
-flag_timeout_cb (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-iterate_until (const gboolean *flag,
-               guint           timeout_ms)
-{
-  gboolean timed_out = FALSE;
-  guint id = g_timeout_add (timeout_ms, flag_timeout_cb, &timed_out);
-
-  while (!*flag && !timed_out)
-    g_main_context_iteration (NULL, TRUE);
-  if (!timed_out)
-    g_source_remove (id);
-  return *flag;
-}
-
-static void
-iterate_for (guint ms)
-{
-  gboolean done = FALSE;
-
-  iterate_until (&done, ms);
-}
-
 /* ------------------------------------------------------------------ */
 /* /proc and the machine                                               */
-
-/* Returns: the value of a "Key:  N kB" line of /proc/PID/status, in KiB */
-static guint64
-proc_status_kib (guint32     pid,
-                 const char *key)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%u/status", pid);
-  g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    die ("cannot read %s", path);
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (g_str_has_prefix (lines[i], key) && lines[i][strlen (key)] == ':')
-      return g_ascii_strtoull (lines[i] + strlen (key) + 1, NULL, 10);
-  die ("no %s in %s", key, path);
-}
 
 /* Resets VmHWM to the current RSS (Linux ≥ 4.0); FALSE if not allowed. */
 static gboolean
@@ -313,72 +95,16 @@ proc_reset_peak (guint32 pid)
 static double
 proc_cpu_seconds (guint32 pid)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%u/stat", pid);
-  g_autofree char *text = NULL;
-  g_auto(GStrv) fields = NULL;
-  const char *after;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    die ("cannot read %s", path);
-  /* the command name may contain spaces: fields start after its ')' */
-  after = strrchr (text, ')');
-  if (after == NULL)
-    die ("unexpected %s", path);
-  fields = g_strsplit (after + 2, " ", -1);
-  if (g_strv_length (fields) < 13)
-    die ("unexpected %s", path);
-  /* fields[11] is utime, fields[12] stime (fields 14 and 15 of stat) */
-  return (g_ascii_strtod (fields[11], NULL) + g_ascii_strtod (fields[12], NULL)) /
-         (double) sysconf (_SC_CLK_TCK);
-}
-
-static char *
-first_line_of (const char *path,
-               const char *prefix)
-{
-  g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    return g_strdup ("?");
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (prefix == NULL || g_str_has_prefix (lines[i], prefix))
-      {
-        const char *sep = lines[i] + (prefix != NULL ? strlen (prefix) : 0);
-        g_autofree char *value = NULL;
-
-        while (*sep == ' ' || *sep == '\t' || *sep == ':' || *sep == '=')
-          sep++;
-        value = g_strstrip (g_strdup (sep));
-        return g_shell_unquote (value, NULL) ?: g_steal_pointer (&value);
-      }
-  return g_strdup ("?");
+  return (double) bench_proc_cpu_ticks (pid) / (double) sysconf (_SC_CLK_TCK);
 }
 
 static char *
 machine_line (void)
 {
-  g_autofree char *cpu = first_line_of ("/proc/cpuinfo", "model name");
-  g_autofree char *os = first_line_of ("/etc/os-release", "PRETTY_NAME");
-  struct utsname uts;
+  g_autofree char *machine = bench_machine_line ();
 
-  uname (&uts);
-  return g_strdup_printf ("%s, %u CPUs, kernel %s, %s, GLib %u.%u.%u, libsoup %u.%u.%u",
-                          cpu, g_get_num_processors (), uts.release, os,
-                          glib_major_version, glib_minor_version, glib_micro_version,
-                          soup_get_major_version (), soup_get_minor_version (),
-                          soup_get_micro_version ());
-}
-
-static char *
-load_line (void)
-{
-  g_autofree char *load = first_line_of ("/proc/loadavg", NULL);
-  double one = g_ascii_strtod (load, NULL);
-
-  return g_strdup_printf ("%s%s", load,
-                          one > 0.5 * g_get_num_processors () ? " (busy machine: take the numbers with a grain of salt)" : "");
+  return g_strdup_printf ("%s, libsoup %u.%u.%u", machine,
+                          soup_get_major_version (), soup_get_minor_version (), soup_get_micro_version ());
 }
 
 /* ------------------------------------------------------------------ */
@@ -434,7 +160,7 @@ write_points (const char *path,
   guint64 size = 0;
 
   if (f == NULL)
-    die ("cannot create %s: %s", path, g_strerror (errno));
+    bench_die ("cannot create %s: %s", path, g_strerror (errno));
   setvbuf (f, NULL, _IOFBF, 1 << 20);
   for (guint i = 0; i < n; i++)
     {
@@ -448,107 +174,46 @@ write_points (const char *path,
         }
       p += sprintf (p, "],\"payload\":{\"n\":%u}}\n", i);
       if (fwrite (line, 1, (gsize) (p - line), f) != (gsize) (p - line))
-        die ("writing %s: %s", path, g_strerror (errno));
+        bench_die ("writing %s: %s", path, g_strerror (errno));
       size += (guint64) (p - line);
     }
   if (fclose (f) != 0)
-    die ("writing %s: %s", path, g_strerror (errno));
+    bench_die ("writing %s: %s", path, g_strerror (errno));
   return size;
 }
 
 /* ------------------------------------------------------------------ */
 /* The services                                                        */
 
-static GSubprocess *bus_proc;
 static GSubprocess *server_proc;
-static GSubprocess *daemon_proc;
-static gboolean daemon_exited;
 static char *server_url;
-
-/* Starts dbus-daemon on a socket in tmpdir. Returns: (transfer full): its address */
-static char *
-start_bus (void)
-{
-  g_autofree char *conf_path = g_build_filename (tmpdir, "bus.conf", NULL);
-  g_autofree char *conf = g_strdup_printf (BUS_CONFIG, tmpdir);
-  g_autofree char *conf_arg = g_strdup_printf ("--config-file=%s", conf_path);
-  g_autoptr(GDataInputStream) in = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *argv[] = { "dbus-daemon", conf_arg, "--nofork", "--print-address", NULL };
-  char *address;
-
-  if (!g_file_set_contents (conf_path, conf, -1, &error))
-    die ("%s", error->message);
-  bus_proc = spawn_logged (argv, NULL, G_SUBPROCESS_FLAGS_STDOUT_PIPE, "dbus-daemon.log");
-  in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (bus_proc));
-  address = g_data_input_stream_read_line (in, NULL, NULL, &error);
-  if (address == NULL)
-    die ("dbus-daemon printed no address%s%s", error ? ": " : "", error ? error->message : "");
-  return address;
-}
 
 /* qdrantserver.py on a loopback port; it exits on EOF on its stdin. */
 static void
 start_server (const char *source_root)
 {
   g_autofree char *script = NULL;
-  g_autoptr(GDataInputStream) in = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *line = NULL;
   const char *python = g_getenv ("PYTHON");
   const char *env_script = g_getenv ("QDRANT_SERVER");
   const char *argv[] = { python != NULL ? python : "python3", NULL, "--port", "0", NULL };
+  guint16 port;
 
   script = env_script != NULL ? g_strdup (env_script)
                               : g_build_filename (source_root, "tests", "qdrant", "qdrantserver.py", NULL);
   if (!g_file_test (script, G_FILE_TEST_EXISTS))
-    die ("%s not found", script);
+    bench_die ("%s not found", script);
   argv[1] = script;
-  server_proc = spawn_logged (argv, NULL, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
-                              "qdrantserver.log");
-  in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (server_proc));
-  line = g_data_input_stream_read_line (in, NULL, NULL, &error);
-  if (line == NULL || !g_str_has_prefix (line, "LISTENING "))
-    die ("qdrantserver.py did not print LISTENING%s%s", error ? ": " : "", error ? error->message : "");
-  server_url = g_strdup_printf ("http://127.0.0.1:%s", line + strlen ("LISTENING "));
-}
-
-static void
-daemon_exit_cb (GObject      *source,
-                GAsyncResult *result,
-                gpointer      user_data)
-{
-  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
-  daemon_exited = TRUE;
-}
-
-static void
-name_appeared_cb (GDBusConnection *connection,
-                  const char      *name,
-                  const char      *owner,
-                  gpointer         user_data)
-{
-  *(gboolean *) user_data = TRUE;
+  port = bench_start_server (argv, "qdrantserver.log", &server_proc);
+  server_url = g_strdup_printf ("http://127.0.0.1:%u", port);
 }
 
 static void
 start_daemon (GDBusConnection *connection,
-              const char      *build_root,
               const char      *address)
 {
-  g_autofree char *exe = g_build_filename (build_root, "core", "daemon", "backplaned", NULL);
-  g_autofree char *config_path = g_build_filename (tmpdir, "backplane.conf", NULL);
-  g_autofree char *plugins = g_build_filename (build_root, "plugins", NULL);
   g_autofree char *config = NULL;
-  g_autoptr(GError) error = NULL;
-  g_auto(GStrv) envp = g_get_environ ();
-  const char *plugin_env = g_getenv ("BACKPLANE_PLUGIN_PATH");
-  gboolean owned = FALSE;
-  guint watch;
-  const char *argv[] = { exe, "--config", config_path, "--address", address, NULL };
+  g_auto(GStrv) envp = bench_service_environ (NULL);
 
-  if (!g_file_test (exe, G_FILE_TEST_IS_EXECUTABLE))
-    die ("%s is not built", exe);
   config = g_strdup_printf ("[backend vec]\n"
                             "type=qdrant\n"
                             "url=%s\n"
@@ -556,55 +221,10 @@ start_daemon (GDBusConnection *connection,
                              * be generous on a loaded machine */
                             "timeout-ms=300000\n",
                             server_url);
-  if (!g_file_set_contents (config_path, config, -1, &error))
-    die ("%s", error->message);
-  envp = g_environ_setenv (envp, "BACKPLANE_PLUGIN_PATH", plugin_env != NULL ? plugin_env : plugins, TRUE);
-  envp = g_environ_setenv (envp, "XDG_CONFIG_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_DATA_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_STATE_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", tmpdir, TRUE);
-  envp = g_environ_unsetenv (envp, "DBUS_SESSION_BUS_ADDRESS");
-  envp = g_environ_unsetenv (envp, "G_DEBUG");
-  envp = g_environ_unsetenv (envp, "G_MESSAGES_DEBUG");
   /* The daemon talks to 127.0.0.1 only. */
   envp = g_environ_setenv (envp, "no_proxy", "*", TRUE);
   envp = g_environ_unsetenv (envp, "http_proxy");
-
-  watch = g_bus_watch_name_on_connection (connection, DAEMON_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                          name_appeared_cb, NULL, &owned, NULL);
-  daemon_proc = spawn_logged (argv, envp, G_SUBPROCESS_FLAGS_NONE, "backplaned.log");
-  g_subprocess_wait_async (daemon_proc, NULL, daemon_exit_cb, NULL);
-  {
-    gint64 deadline = g_get_monotonic_time () + START_TIMEOUT_MS * 1000;
-
-    while (!owned && !daemon_exited && g_get_monotonic_time () < deadline)
-      iterate_for (20);
-  }
-  g_bus_unwatch_name (watch);
-  if (daemon_exited)
-    die ("backplaned exited during start-up");
-  if (!owned)
-    die ("backplaned did not own %s within %d s", DAEMON_NAME, START_TIMEOUT_MS / 1000);
-}
-
-static void
-stop_daemon (void)
-{
-  g_subprocess_send_signal (daemon_proc, SIGTERM);
-  if (!iterate_until (&daemon_exited, 30000))
-    die ("backplaned did not exit within 30 s of SIGTERM");
-  if (!g_subprocess_get_if_exited (daemon_proc) || g_subprocess_get_exit_status (daemon_proc) != 0)
-    die ("backplaned did not exit cleanly on SIGTERM");
-  forget_child (daemon_proc);
-  g_clear_object (&daemon_proc);
-  {
-    g_autofree char *path = g_build_filename (tmpdir, "backplaned.log", NULL);
-    g_autofree char *text = NULL;
-
-    if (g_file_get_contents (path, &text, NULL, NULL) &&
-        (strstr (text, "Sanitizer") != NULL || strstr (text, "runtime error:") != NULL))
-      die ("backplaned reported a sanitizer error (its log follows)");
-  }
+  bench_daemon_start (connection, address, config, envp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -622,7 +242,7 @@ vcall (GDBusConnection *connection,
                                              G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT_MS, NULL, &error);
 
   if (r == NULL)
-    die ("Vectors.%s: %s", method, error->message);
+    bench_die ("Vectors.%s: %s", method, error->message);
   return r;
 }
 
@@ -670,7 +290,7 @@ http_get (SoupSession *http,
   g_autoptr(GBytes) body = soup_session_send_and_read (http, msg, NULL, &error);
 
   if (body == NULL)
-    die ("GET %s: %s", path, error->message);
+    bench_die ("GET %s: %s", path, error->message);
   return g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
 }
 
@@ -683,45 +303,7 @@ check_no_violations (SoupSession *http,
 
   g_strstrip (v);
   if (!g_str_equal (v, "[]"))
-    die ("the server saw request bodies that violate the Qdrant schema after %s: %.500s", after, v);
-}
-
-typedef struct
-{
-  gint64  p50_us;
-  gint64  p99_us;
-  gint64  max_us;
-  guint64 samples;
-  guint64 stalls;
-} LoopLag;
-
-static void
-read_loop_lag (GDBusConnection *connection,
-               LoopLag         *out)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) value = NULL;
-  g_autoptr(GVariantDict) dict = NULL;
-
-  /* Refreshed at most once a second, after loop activity: wait it out,
-   * wake the loop with one call, then read. */
-  iterate_for (1100);
-  g_variant_unref (vcall (connection, "ListCollections", NULL, "(as)"));
-  iterate_for (50);
-  reply = g_dbus_connection_call_sync (connection, DAEMON_NAME, ROOT_PATH, "org.freedesktop.DBus.Properties",
-                                       "Get", g_variant_new ("(ss)", MANAGER_IFACE, "LoopLag"),
-                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 30000, NULL, &error);
-  if (reply == NULL)
-    die ("reading Manager.LoopLag: %s", error->message);
-  g_variant_get (reply, "(v)", &value);
-  dict = g_variant_dict_new (value);
-  if (!g_variant_dict_lookup (dict, "p50-us", "x", &out->p50_us) ||
-      !g_variant_dict_lookup (dict, "p99-us", "x", &out->p99_us) ||
-      !g_variant_dict_lookup (dict, "max-us", "x", &out->max_us) ||
-      !g_variant_dict_lookup (dict, "samples", "t", &out->samples) ||
-      !g_variant_dict_lookup (dict, "stalls-over-16ms", "t", &out->stalls))
-    die ("Manager.LoopLag lacks a key");
+    bench_die ("the server saw request bodies that violate the Qdrant schema after %s: %.500s", after, v);
 }
 
 /* ------------------------------------------------------------------ */
@@ -729,15 +311,15 @@ read_loop_lag (GDBusConnection *connection,
 
 typedef struct
 {
-  double  seconds;
-  double  daemon_cpu_s;
-  double  server_cpu_s;
-  guint64 rss_before_kib;
-  guint64 hwm_kib;          /* peak during the upsert */
-  guint64 rss_after_kib;
-  gboolean hwm_reset;       /* VmHWM could be reset before */
-  LoopLag lag_before;
-  LoopLag lag_after;
+  double       seconds;
+  double       daemon_cpu_s;
+  double       server_cpu_s;
+  guint64      rss_before_kib;
+  guint64      hwm_kib;          /* peak during the upsert */
+  guint64      rss_after_kib;
+  gboolean     hwm_reset;        /* VmHWM could be reset before */
+  BenchLoopLag lag_before;
+  BenchLoopLag lag_after;
 } BpRun;
 
 static void
@@ -751,7 +333,7 @@ run_backplane (GDBusConnection *connection,
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) r = NULL;
-  guint32 pid = proc_pid (daemon_proc);
+  guint32 pid = bench_daemon_pid ();
   GVariantDict opts;
   guint64 upserted = 0;
   double cpu0;
@@ -759,21 +341,21 @@ run_backplane (GDBusConnection *connection,
   int fd, idx;
 
   create_collection (connection, "bp", dim);
-  read_loop_lag (connection, &out->lag_before);
+  bench_read_loop_lag (connection, VEC_PATH, VEC_IFACE, "ListCollections", &out->lag_before);
   fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0)
-    die ("cannot open %s: %s", path, g_strerror (errno));
+    bench_die ("cannot open %s: %s", path, g_strerror (errno));
   idx = g_unix_fd_list_append (fds, fd, &error);
   close (fd);
   if (idx < 0)
-    die ("%s", error->message);
+    bench_die ("%s", error->message);
   g_variant_dict_init (&opts, NULL);
   g_variant_dict_insert (&opts, "batch-size", "u", batch);
 
-  out->rss_before_kib = proc_status_kib (pid, "VmRSS");
+  out->rss_before_kib = bench_proc_status_kib (pid, "VmRSS");
   out->hwm_reset = proc_reset_peak (pid);
   cpu0 = proc_cpu_seconds (pid);
-  out->server_cpu_s = proc_cpu_seconds (proc_pid (server_proc));
+  out->server_cpu_s = proc_cpu_seconds (bench_pid (server_proc));
   t0 = g_get_monotonic_time ();
   r = g_dbus_connection_call_with_unix_fd_list_sync (connection, DAEMON_NAME, VEC_PATH, VEC_IFACE, "UpsertFromFd",
                                                      g_variant_new ("(sh@a{sv})", "bp", idx,
@@ -782,17 +364,17 @@ run_backplane (GDBusConnection *connection,
                                                      CALL_TIMEOUT_MS, fds, NULL, NULL, &error);
   out->seconds = (double) (g_get_monotonic_time () - t0) / 1e6;
   if (r == NULL)
-    die ("Vectors.UpsertFromFd: %s", error->message);
+    bench_die ("Vectors.UpsertFromFd: %s", error->message);
   out->daemon_cpu_s = proc_cpu_seconds (pid) - cpu0;
-  out->server_cpu_s = proc_cpu_seconds (proc_pid (server_proc)) - out->server_cpu_s;
-  out->hwm_kib = proc_status_kib (pid, "VmHWM");
-  out->rss_after_kib = proc_status_kib (pid, "VmRSS");
-  read_loop_lag (connection, &out->lag_after);
+  out->server_cpu_s = proc_cpu_seconds (bench_pid (server_proc)) - out->server_cpu_s;
+  out->hwm_kib = bench_proc_status_kib (pid, "VmHWM");
+  out->rss_after_kib = bench_proc_status_kib (pid, "VmRSS");
+  bench_read_loop_lag (connection, VEC_PATH, VEC_IFACE, "ListCollections", &out->lag_after);
   g_variant_get (r, "(t)", &upserted);
   if (upserted != n)
-    die ("UpsertFromFd reported %" G_GUINT64_FORMAT " points, not %u", upserted, n);
+    bench_die ("UpsertFromFd reported %" G_GUINT64_FORMAT " points, not %u", upserted, n);
   if (count_points (connection, "bp") != n)
-    die ("collection bp holds %" G_GUINT64_FORMAT " points, not %u", count_points (connection, "bp"), n);
+    bench_die ("collection bp holds %" G_GUINT64_FORMAT " points, not %u", count_points (connection, "bp"), n);
   delete_collection (connection, "bp");
 }
 
@@ -846,27 +428,27 @@ run_js (GDBusConnection *connection,
       return;
     }
   create_collection (connection, collection, dim);
-  out->server_cpu_s = proc_cpu_seconds (proc_pid (server_proc));
+  out->server_cpu_s = proc_cpu_seconds (bench_pid (server_proc));
   t0 = g_get_monotonic_time ();
-  proc = spawn_logged (argv, NULL, G_SUBPROCESS_FLAGS_STDOUT_PIPE, "node.log");
+  proc = bench_spawn_logged (argv, NULL, G_SUBPROCESS_FLAGS_STDOUT_PIPE, "node.log");
   if (!g_subprocess_communicate_utf8 (proc, NULL, NULL, &stdout_text, NULL, &error))
-    die ("node: %s", error->message);
+    bench_die ("node: %s", error->message);
   out->wall_seconds = (double) (g_get_monotonic_time () - t0) / 1e6;
-  out->server_cpu_s = proc_cpu_seconds (proc_pid (server_proc)) - out->server_cpu_s;
-  forget_child (proc);
+  out->server_cpu_s = proc_cpu_seconds (bench_pid (server_proc)) - out->server_cpu_s;
+  bench_forget_child (proc);
   if (!g_subprocess_get_if_exited (proc) || g_subprocess_get_exit_status (proc) != 0)
-    die ("bench-js-upsert.mjs failed (its log follows)");
+    bench_die ("bench-js-upsert.mjs failed (its log follows)");
   /* {"points":N,"seconds":S,"requests":R,"rss_peak_mib":M} */
   if ((p = strstr (stdout_text, "\"points\":")) == NULL || g_ascii_strtoull (p + 9, NULL, 10) != n)
-    die ("bench-js-upsert.mjs did not upsert %u points: %s", n, stdout_text);
+    bench_die ("bench-js-upsert.mjs did not upsert %u points: %s", n, stdout_text);
   if ((p = strstr (stdout_text, "\"seconds\":")) == NULL)
-    die ("bench-js-upsert.mjs printed no time: %s", stdout_text);
+    bench_die ("bench-js-upsert.mjs printed no time: %s", stdout_text);
   out->seconds = g_ascii_strtod (p + 10, NULL);
   if ((p = strstr (stdout_text, "\"rss_peak_mib\":")) != NULL)
     out->rss_peak_mib = g_ascii_strtod (p + 15, NULL);
   if (count_points (connection, collection) != n)
-    die ("collection %s holds %" G_GUINT64_FORMAT " points, not %u", collection,
-         count_points (connection, collection), n);
+    bench_die ("collection %s holds %" G_GUINT64_FORMAT " points, not %u", collection,
+               count_points (connection, collection), n);
   delete_collection (connection, collection);
   out->ran = TRUE;
 }
@@ -891,23 +473,6 @@ children_cpu_seconds (void)
 
 /* ------------------------------------------------------------------ */
 /* 4. Query round trips                                                 */
-
-static int
-compare_double (const void *a,
-                const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *values,
-        guint   n)
-{
-  qsort (values, n, sizeof (double), compare_double);
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
 
 typedef struct
 {
@@ -940,7 +505,7 @@ query_round_dbus (GDBusConnection *connection,
                  "(a(sds))");
       hits = g_variant_get_child_value (r, 0);
       if (g_variant_n_children (hits) != RTT_LIMIT)
-        die ("Query returned %" G_GSIZE_FORMAT " hits, not %d", g_variant_n_children (hits), RTT_LIMIT);
+        bench_die ("Query returned %" G_GSIZE_FORMAT " hits, not %d", g_variant_n_children (hits), RTT_LIMIT);
     }
   return g_get_monotonic_time () - t0;
 }
@@ -961,7 +526,7 @@ ping_round (GDBusConnection *connection,
                                                            NULL, &error);
 
       if (r == NULL)
-        die ("Backend.Ping: %s", error->message);
+        bench_die ("Backend.Ping: %s", error->message);
     }
   return g_get_monotonic_time () - t0;
 }
@@ -986,9 +551,9 @@ query_round_http (SoupSession *http,
       soup_message_set_request_body_from_bytes (msg, "application/json", body);
       reply = soup_session_send_and_read (http, msg, NULL, &error);
       if (reply == NULL)
-        die ("POST %s: %s", uri, error->message);
+        bench_die ("POST %s: %s", uri, error->message);
       if (soup_message_get_status (msg) != SOUP_STATUS_OK)
-        die ("POST %s: HTTP %u", uri, soup_message_get_status (msg));
+        bench_die ("POST %s: HTTP %u", uri, soup_message_get_status (msg));
     }
   return g_get_monotonic_time () - t0;
 }
@@ -1007,7 +572,7 @@ run_queries (GDBusConnection *connection,
   g_autofree double *ratio = g_new (double, rounds);
   g_autofree double *ping = g_new (double, rounds);
   g_autofree double *cpu = g_new (double, rounds);
-  guint32 daemon_pid = proc_pid (daemon_proc);
+  guint32 daemon_pid = bench_daemon_pid ();
   g_autofree char *uri = g_strconcat (server_url, "/collections/rtt/points/query", NULL);
   g_autoptr(GVariant) vector = NULL;
   g_autoptr(GBytes) body = NULL;
@@ -1075,23 +640,21 @@ run_queries (GDBusConnection *connection,
     }
   out->rounds = rounds;
   out->calls = calls;
-  out->ratio = median (ratio, rounds);
-  out->ping_us = median (ping, rounds);
-  out->daemon_cpu_us = median (cpu, rounds);
-  out->dbus_per_s = median (dbus_rate, rounds);
-  out->dbus_min = dbus_rate[0];
-  out->dbus_max = dbus_rate[rounds - 1];
-  out->http_per_s = median (http_rate, rounds);
-  out->http_min = http_rate[0];
-  out->http_max = http_rate[rounds - 1];
+  out->ratio = bench_median (ratio, rounds);
+  out->ping_us = bench_median (ping, rounds);
+  out->daemon_cpu_us = bench_median (cpu, rounds);
+  out->dbus_per_s = bench_median (dbus_rate, rounds);
+  bench_range (dbus_rate, rounds, &out->dbus_min, &out->dbus_max);
+  out->http_per_s = bench_median (http_rate, rounds);
+  bench_range (http_rate, rounds, &out->http_min, &out->http_max);
   delete_collection (connection, "rtt");
 }
 
 /* ------------------------------------------------------------------ */
 
 static char *
-format_lag (const LoopLag *before,
-            const LoopLag *after)
+format_lag (const BenchLoopLag *before,
+            const BenchLoopLag *after)
 {
   return g_strdup_printf ("p50 %" G_GINT64_FORMAT " µs, p99 %" G_GINT64_FORMAT " µs, max %.1f ms "
                           "(%.1f ms before), stalls > 16 ms during the upsert: %" G_GUINT64_FORMAT,
@@ -1113,8 +676,8 @@ main (int   argc,
   g_autofree char *load_start = NULL;
   g_autofree char *load_end = NULL;
   g_autofree char *results_path = NULL;
-  const char *build_root = g_getenv ("BACKPLANE_BUILD_ROOT");
-  const char *source_root = g_getenv ("BACKPLANE_SOURCE_ROOT");
+  const char *source_root = bench_source_root ();
+  static const char * const logs[] = { "backplaned.log", "qdrantserver.log", "dbus-daemon.log", "node.log", NULL };
   int n_points = 100000, dim = 384, batch = 256, rounds = 7, calls = 200;
   gboolean no_js = FALSE;
   GOptionEntry entries[] = {
@@ -1155,28 +718,18 @@ main (int   argc,
   calls = CLAMP (calls, 1, 1000000);
   if (results_path == NULL)
     results_path = g_strdup ("/tmp/bench-qdrant-results.md");
-  if (build_root == NULL)
-    build_root = BP_BUILD_ROOT;
-  if (source_root == NULL)
-    source_root = BP_SOURCE_ROOT;
 
-  setvbuf (stdout, NULL, _IOLBF, 0);
-  g_unix_signal_add (SIGTERM, interrupted_cb, GINT_TO_POINTER (SIGTERM));
-  g_unix_signal_add (SIGINT, interrupted_cb, GINT_TO_POINTER (SIGINT));
-  g_unix_signal_add (SIGHUP, interrupted_cb, GINT_TO_POINTER (SIGHUP));
-
-  tmpdir = g_dir_make_tmp ("bench-qdrant-XXXXXX", &error);
-  if (tmpdir == NULL)
-    die ("%s", error->message);
-  g_chmod (tmpdir, 0700);
+  /* the logs can be long: their tails on failure */
+  bench_init ("bench-qdrant", logs, 8192);
+  bench_make_tmpdir ();
 
   machine = machine_line ();
-  load_start = load_line ();
+  load_start = bench_load_line ();
   printf ("machine: %s\n", machine);
   printf ("load average at start: %s\n", load_start);
 
   /* 1. the file */
-  points_path = g_build_filename (tmpdir, "points.jsonl", NULL);
+  points_path = bench_tmp_path ("points.jsonl");
   t0 = g_get_monotonic_time ();
   file_size = write_points (points_path, (guint) n_points, (guint) dim);
   gen_s = (double) (g_get_monotonic_time () - t0) / 1e6;
@@ -1184,16 +737,10 @@ main (int   argc,
           n_points, dim, file_size / 1048576.0, gen_s);
 
   /* the services */
-  address = start_bus ();
-  connection = g_dbus_connection_new_for_address_sync (address,
-                                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                       G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                                       NULL, NULL, &error);
-  if (connection == NULL)
-    die ("cannot connect to the private bus: %s", error->message);
-  g_dbus_connection_set_exit_on_close (connection, FALSE);
+  address = bench_start_bus (NULL);
+  connection = bench_connect (address);
   start_server (source_root);
-  start_daemon (connection, build_root, address);
+  start_daemon (connection, address);
   http = soup_session_new_with_options ("max-conns", 1, "max-conns-per-host", 1, "timeout", 300, NULL);
   /* the server is on 127.0.0.1: no proxy from the environment */
   soup_session_set_proxy_resolver (http, NULL);
@@ -1250,7 +797,7 @@ main (int   argc,
           1e6 / q.dbus_per_s - 1e6 / q.http_per_s, q.ping_us, q.daemon_cpu_us, q.dbus_min, q.dbus_max,
           q.http_min, q.http_max);
 
-  load_end = load_line ();
+  load_end = bench_load_line ();
   printf ("load average at end: %s\n", load_end);
   printf ("total %.0f s\n", (double) (g_get_monotonic_time () - t_start) / 1e6);
 
@@ -1292,13 +839,13 @@ main (int   argc,
     printf ("results written to %s\n", results_path);
   g_string_free (md, TRUE);
 
-  stop_daemon ();
+  bench_daemon_stop ();
   g_dbus_connection_close_sync (connection, NULL, NULL);
   g_clear_object (&connection);
   for (guint k = 0; k < G_N_ELEMENTS (js); k++)
     g_free (js[k].skipped);
   g_free (server_url);
-  cleanup_all ();
+  bench_cleanup ();
   return EXIT_SUCCESS;
 }
 

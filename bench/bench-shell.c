@@ -42,38 +42,34 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 #include <glib-unix.h>
-#include <glib/gstdio.h>
+
+#include "bench-common.h"
 
 extern char **environ;
 
-#define DAEMON_NAME   "org.backplane.Backplane1"
-#define ROOT_PATH     "/org/backplane/Backplane1"
+#define DAEMON_NAME   BENCH_BUS_NAME
+#define ROOT_PATH     BENCH_ROOT_PATH
 #define SHELL_PATH    "/org/backplane/Backplane1/backend/shell"
 #define SHELL_IFACE   "org.backplane.Backplane1.Shell"
 #define PROCESS_IFACE "org.backplane.Backplane1.Process"
 #define BACKEND_IFACE "org.backplane.Backplane1.Backend"
-#define MANAGER_IFACE "org.backplane.Backplane1.Manager"
+#define MANAGER_IFACE BENCH_MANAGER_IFACE
 
 #define TRUE_PATH        "/bin/true"
 #define GIB              (G_GUINT64_CONSTANT (1) << 30)
 #define READ_SIZE        (128 * 1024)
 #define CALL_TIMEOUT_MS  30000
-#define START_TIMEOUT_MS 30000
-#define STOP_TIMEOUT_MS  15000
 #define STREAM_TIMEOUT_S 300
 #define LAG_POLL_MS      250
 
@@ -84,193 +80,6 @@ extern char **environ;
   "max-processes=128\n" \
   "max-processes-per-caller=128\n"
 
-#define BUS_CONFIG \
-  "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n" \
-  " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n" \
-  "<busconfig>\n" \
-  "  <type>session</type>\n" \
-  "  <listen>unix:dir=%s</listen>\n" \
-  "  <auth>EXTERNAL</auth>\n" \
-  "  <policy context=\"default\">\n" \
-  "    <allow send_destination=\"*\"/>\n" \
-  "    <allow receive_sender=\"*\"/>\n" \
-  "    <allow own=\"*\"/>\n" \
-  "  </policy>\n" \
-  "</busconfig>\n"
-
-/* ------------------------------------------------------------------ */
-/* Process bookkeeping and failure                                     */
-
-static GSubprocess *bus_proc;
-static GSubprocess *daemon_proc;
-static guint32 daemon_pid;
-static gboolean daemon_exited;
-static char *tmpdir;
-
-static void
-rm_rf (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *entry;
-
-  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, entry, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        rm_rf (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
-cleanup_all (void)
-{
-  /* The daemon first, the bus last. */
-  GSubprocess *procs[] = { daemon_proc, bus_proc };
-
-  for (guint i = 0; i < G_N_ELEMENTS (procs); i++)
-    if (procs[i] != NULL)
-      {
-        g_subprocess_force_exit (procs[i]);
-        g_subprocess_wait (procs[i], NULL, NULL);
-      }
-  g_clear_object (&daemon_proc);
-  g_clear_object (&bus_proc);
-  if (tmpdir != NULL)
-    rm_rf (tmpdir);
-  g_clear_pointer (&tmpdir, g_free);
-}
-
-static void
-print_log (const char *name)
-{
-  g_autofree char *path = NULL;
-  g_autofree char *text = NULL;
-
-  if (tmpdir == NULL)
-    return;
-  path = g_build_filename (tmpdir, name, NULL);
-  if (g_file_get_contents (path, &text, NULL, NULL) && text[0] != '\0')
-    g_printerr ("--- %s ---\n%s", name, text);
-}
-
-static void die (const char *format,
-                 ...) G_GNUC_NORETURN G_GNUC_PRINTF (1, 2);
-
-/* Reports, shows the logs, kills what we started, exits 1. */
-static void
-die (const char *format,
-     ...)
-{
-  va_list args;
-  char *message;
-
-  va_start (args, format);
-  message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_printerr ("bench-shell: error: %s\n", message);
-  g_free (message);
-  print_log ("backplaned.log");
-  print_log ("dbus-daemon.log");
-  fflush (stdout);
-  cleanup_all ();
-  exit (EXIT_FAILURE);
-}
-
-static gboolean
-interrupted_cb (gpointer user_data)
-{
-  die ("interrupted by signal %d", GPOINTER_TO_INT (user_data));
-}
-
-static void
-child_setup (gpointer user_data)
-{
-  /* Die with the benchmark even if it is SIGKILLed. */
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-/* ------------------------------------------------------------------ */
-/* Main-loop helpers                                                   */
-
-static gboolean
-flag_timeout_cb (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* Iterates the main context until *flag or timeout_ms. */
-static gboolean
-iterate_until (const gboolean *flag,
-               guint           timeout_ms)
-{
-  gboolean timed_out = FALSE;
-  guint id = g_timeout_add (timeout_ms, flag_timeout_cb, &timed_out);
-
-  while (!*flag && !timed_out)
-    g_main_context_iteration (NULL, TRUE);
-  if (!timed_out)
-    g_source_remove (id);
-  return *flag;
-}
-
-/* Sleeps while still dispatching. */
-static void
-iterate_for (guint ms)
-{
-  gboolean done = FALSE;
-
-  iterate_until (&done, ms);
-}
-
-/* ------------------------------------------------------------------ */
-/* Statistics                                                          */
-
-static int
-compare_double (const void *a,
-                const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-
-  return (x > y) - (x < y);
-}
-
-static double
-median (const double *values,
-        guint         n)
-{
-  g_autofree double *sorted = g_memdup2 (values, n * sizeof (double));
-
-  qsort (sorted, n, sizeof (double), compare_double);
-  return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-}
-
-static double
-min_of (const double *values,
-        guint         n)
-{
-  double m = values[0];
-
-  for (guint i = 1; i < n; i++)
-    m = MIN (m, values[i]);
-  return m;
-}
-
-static double
-max_of (const double *values,
-        guint         n)
-{
-  double m = values[0];
-
-  for (guint i = 1; i < n; i++)
-    m = MAX (m, values[i]);
-  return m;
-}
-
 /* ------------------------------------------------------------------ */
 /* /proc readers                                                       */
 
@@ -278,19 +87,7 @@ max_of (const double *values,
 static double
 proc_cpu_ms (guint32 pid)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%u/stat", pid);
-  g_autofree char *text = NULL;
-  g_auto(GStrv) fields = NULL;
-  const char *p;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL) || (p = strrchr (text, ')')) == NULL)
-    die ("cannot read %s", path);
-  /* After "pid (comm)": state is field 3; utime and stime are 14 and 15. */
-  fields = g_strsplit (p + 2, " ", -1);
-  if (g_strv_length (fields) < 13)
-    die ("unexpected %s", path);
-  return (g_ascii_strtoull (fields[11], NULL, 10) + g_ascii_strtoull (fields[12], NULL, 10)) *
-         1000.0 / sysconf (_SC_CLK_TCK);
+  return bench_proc_cpu_ticks (pid) * 1000.0 / sysconf (_SC_CLK_TCK);
 }
 
 static guint64
@@ -321,7 +118,7 @@ thread_io (guint32 pid)
   const char *tid;
 
   if (dir == NULL)
-    die ("cannot read %s", task_dir);
+    bench_die ("cannot read %s", task_dir);
   while ((tid = g_dir_read_name (dir)) != NULL)
     {
       g_autofree char *path = g_build_filename (task_dir, tid, "io", NULL);
@@ -354,182 +151,6 @@ thread_io_since (guint32     pid,
 }
 
 /* ------------------------------------------------------------------ */
-/* Set-up                                                              */
-
-static char *
-first_line_of (const char *path,
-               const char *prefix)
-{
-  g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    return g_strdup ("?");
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    if (prefix == NULL || g_str_has_prefix (lines[i], prefix))
-      {
-        const char *sep = lines[i] + (prefix != NULL ? strlen (prefix) : 0);
-        g_autofree char *value = NULL;
-
-        /* "key : value" (cpuinfo) or KEY="value" (os-release) */
-        while (*sep == ' ' || *sep == '\t' || *sep == ':' || *sep == '=')
-          sep++;
-        value = g_strstrip (g_strdup (sep));
-        return g_shell_unquote (value, NULL) ?: g_steal_pointer (&value);
-      }
-  return g_strdup ("?");
-}
-
-static char *
-machine_line (void)
-{
-  g_autofree char *cpu = first_line_of ("/proc/cpuinfo", "model name");
-  g_autofree char *os = first_line_of ("/etc/os-release", "PRETTY_NAME");
-  struct utsname uts;
-
-  uname (&uts);
-  return g_strdup_printf ("%s, %u CPUs, kernel %s, %s, GLib %u.%u.%u",
-                          cpu, g_get_num_processors (), uts.release, os,
-                          glib_major_version, glib_minor_version, glib_micro_version);
-}
-
-/* Other work on the machine skews everything here: say how much there was. */
-static char *
-load_line (void)
-{
-  g_autofree char *load = first_line_of ("/proc/loadavg", NULL);
-  double one = g_ascii_strtod (load, NULL);
-
-  return g_strdup_printf ("%s%s", load,
-                          one > 0.5 * g_get_num_processors () ? " (busy machine: take the numbers with a grain of salt)" : "");
-}
-
-/* Starts dbus-daemon on a socket in tmpdir. Returns: (transfer full): its address */
-static char *
-start_bus (void)
-{
-  g_autofree char *conf_path = g_build_filename (tmpdir, "bus.conf", NULL);
-  g_autofree char *conf = g_strdup_printf (BUS_CONFIG, tmpdir);
-  g_autofree char *conf_arg = g_strdup_printf ("--config-file=%s", conf_path);
-  g_autofree char *log_path = g_build_filename (tmpdir, "dbus-daemon.log", NULL);
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GDataInputStream) in = NULL;
-  g_autoptr(GError) error = NULL;
-  char *address;
-
-  if (!g_file_set_contents (conf_path, conf, -1, &error))
-    die ("%s", error->message);
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_set_stderr_file_path (launcher, log_path);
-  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
-  bus_proc = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", conf_arg,
-                                          "--nofork", "--print-address", NULL);
-  if (bus_proc == NULL)
-    die ("cannot start dbus-daemon: %s", error->message);
-  in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (bus_proc));
-  address = g_data_input_stream_read_line (in, NULL, NULL, &error);
-  if (address == NULL)
-    die ("dbus-daemon printed no address%s%s", error ? ": " : "", error ? error->message : "");
-  return address;
-}
-
-static char **
-daemon_environ (const char *build_root)
-{
-  char **envp = g_get_environ ();
-  const char *plugin_env = g_getenv ("BACKPLANE_PLUGIN_PATH");
-  g_autofree char *build_plugins = g_build_filename (build_root, "plugins", NULL);
-
-  envp = g_environ_setenv (envp, "BACKPLANE_PLUGIN_PATH", plugin_env != NULL ? plugin_env : build_plugins, TRUE);
-  envp = g_environ_setenv (envp, "XDG_CONFIG_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_DATA_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_STATE_HOME", tmpdir, TRUE);
-  envp = g_environ_setenv (envp, "XDG_RUNTIME_DIR", tmpdir, TRUE);
-  envp = g_environ_unsetenv (envp, "DBUS_SESSION_BUS_ADDRESS");
-  envp = g_environ_unsetenv (envp, "G_DEBUG");
-  envp = g_environ_unsetenv (envp, "G_MESSAGES_DEBUG");
-  envp = g_environ_unsetenv (envp, "G_SLICE");
-  return envp;
-}
-
-static void
-daemon_exited_cb (GObject      *source,
-                  GAsyncResult *result,
-                  gpointer      user_data)
-{
-  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
-  daemon_exited = TRUE;
-}
-
-static void
-daemon_name_appeared_cb (GDBusConnection *connection,
-                         const char      *name,
-                         const char      *owner,
-                         gpointer         user_data)
-{
-  *(gboolean *) user_data = TRUE;
-}
-
-static void
-start_daemon (GDBusConnection *connection,
-              const char      *build_root,
-              const char      *address)
-{
-  g_autofree char *exe = g_build_filename (build_root, "core", "daemon", "backplaned", NULL);
-  g_autofree char *config_path = g_build_filename (tmpdir, "backplane.conf", NULL);
-  g_autofree char *log_path = g_build_filename (tmpdir, "backplaned.log", NULL);
-  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
-  g_auto(GStrv) envp = daemon_environ (build_root);
-  g_autoptr(GError) error = NULL;
-  gboolean owned = FALSE;
-  gint64 deadline = g_get_monotonic_time () + START_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
-  guint watch;
-
-  if (!g_file_test (exe, G_FILE_TEST_IS_EXECUTABLE))
-    die ("%s is not built", exe);
-  if (!g_file_set_contents (config_path, DAEMON_CONFIG, -1, &error))
-    die ("%s", error->message);
-  g_subprocess_launcher_set_environ (launcher, envp);
-  g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
-  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
-  daemon_proc = g_subprocess_launcher_spawn (launcher, &error, exe, "--config", config_path,
-                                             "--address", address, NULL);
-  if (daemon_proc == NULL)
-    die ("cannot start %s: %s", exe, error->message);
-  daemon_pid = (guint32) g_ascii_strtoull (g_subprocess_get_identifier (daemon_proc), NULL, 10);
-  g_subprocess_wait_async (daemon_proc, NULL, daemon_exited_cb, NULL);
-
-  watch = g_bus_watch_name_on_connection (connection, DAEMON_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                          daemon_name_appeared_cb, NULL, &owned, NULL);
-  while (!owned && !daemon_exited && g_get_monotonic_time () < deadline)
-    iterate_for (20);
-  g_bus_unwatch_name (watch);
-  if (daemon_exited)
-    die ("backplaned exited during start-up");
-  if (!owned)
-    die ("backplaned did not own %s within %d s", DAEMON_NAME, START_TIMEOUT_MS / 1000);
-}
-
-static void
-stop_daemon (void)
-{
-  g_autofree char *log_path = g_build_filename (tmpdir, "backplaned.log", NULL);
-  g_autofree char *text = NULL;
-
-  g_subprocess_send_signal (daemon_proc, SIGTERM);
-  if (!iterate_until (&daemon_exited, STOP_TIMEOUT_MS))
-    die ("backplaned did not exit within %d s of SIGTERM", STOP_TIMEOUT_MS / 1000);
-  if (!g_subprocess_get_if_exited (daemon_proc) || g_subprocess_get_exit_status (daemon_proc) != 0)
-    die ("backplaned did not exit cleanly on SIGTERM");
-  g_clear_object (&daemon_proc);
-  /* Under -Db_sanitize, a leak or UB report lands in its log. */
-  if (g_file_get_contents (log_path, &text, NULL, NULL) &&
-      (strstr (text, "Sanitizer") != NULL || strstr (text, "runtime error:") != NULL))
-    die ("backplaned reported a sanitizer error (its log follows)");
-}
-
-/* ------------------------------------------------------------------ */
 /* D-Bus calls                                                         */
 
 static GVariant *
@@ -549,7 +170,7 @@ call (GDBusConnection *connection,
                                                          G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT_MS,
                                                          fds, NULL, NULL, &error);
   if (reply == NULL)
-    die ("%s.%s on %s: %s", iface, method, path, error->message);
+    bench_die ("%s.%s on %s: %s", iface, method, path, error->message);
   return reply;
 }
 
@@ -608,12 +229,12 @@ spawn_direct (void)
 
   err = posix_spawn (&pid, TRUE_PATH, NULL, NULL, argv, environ);
   if (err != 0)
-    die ("posix_spawn %s: %s", TRUE_PATH, g_strerror (err));
+    bench_die ("posix_spawn %s: %s", TRUE_PATH, g_strerror (err));
   while (waitpid (pid, &status, 0) < 0)
     if (errno != EINTR)
-      die ("waitpid: %s", g_strerror (errno));
+      bench_die ("waitpid: %s", g_strerror (errno));
   if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    die ("%s did not exit 0", TRUE_PATH);
+    bench_die ("%s did not exit 0", TRUE_PATH);
 }
 
 static void
@@ -627,7 +248,7 @@ spawn_run (GDBusConnection *connection)
                 g_variant_new ("(^as@a{sv})", argv, g_variant_new ("a{sv}", NULL)), "(iiayay)", NULL);
   g_variant_get (reply, "(ii@ay@ay)", &exit_code, &term_signal, NULL, NULL);
   if (exit_code != 0)
-    die ("Shell.Run %s: exit %d, signal %d", TRUE_PATH, exit_code, term_signal);
+    bench_die ("Shell.Run %s: exit %d, signal %d", TRUE_PATH, exit_code, term_signal);
 }
 
 static void
@@ -639,7 +260,7 @@ spawn_spawn_wait (GDBusConnection *connection)
 
   wait_process (connection, path, &exit_code, &term_signal);
   if (exit_code != 0)
-    die ("Process.Wait %s: exit %d, signal %d", TRUE_PATH, exit_code, term_signal);
+    bench_die ("Process.Wait %s: exit %d, signal %d", TRUE_PATH, exit_code, term_signal);
   close_process (connection, path);
 }
 
@@ -694,10 +315,10 @@ bench_spawn (GDBusConnection *connection,
     for (guint i = 0; i < N_SPAWN_KINDS; i++)
       {
         guint k = (i + r) % N_SPAWN_KINDS;
-        double cpu_before = proc_cpu_ms (daemon_pid);
+        double cpu_before = proc_cpu_ms (bench_daemon_pid ());
 
         rates[k * rounds + r] = spawn_round (connection, k, calls);
-        cpu_ms[k] += proc_cpu_ms (daemon_pid) - cpu_before;
+        cpu_ms[k] += proc_cpu_ms (bench_daemon_pid ()) - cpu_before;
       }
 
   for (guint k = 0; k < N_SPAWN_KINDS; k++)
@@ -706,10 +327,9 @@ bench_spawn (GDBusConnection *connection,
 
       for (guint r = 0; r < rounds; r++)
         ratios[r] = mine[r] / rates[SPAWN_DIRECT * rounds + r];
-      out->rate[k] = median (mine, rounds);
-      out->rate_min[k] = min_of (mine, rounds);
-      out->rate_max[k] = max_of (mine, rounds);
-      out->ratio[k] = median (ratios, rounds);
+      out->rate[k] = bench_median (mine, rounds);
+      bench_range (mine, rounds, &out->rate_min[k], &out->rate_max[k]);
+      out->ratio[k] = bench_median (ratios, rounds);
       out->daemon_cpu_us[k] = cpu_ms[k] * 1000.0 / ((double) rounds * calls);
     }
 }
@@ -735,7 +355,7 @@ drain_fd (int fd)
       else if (n == 0)
         break;
       else if (errno != EINTR)
-        die ("read: %s", g_strerror (errno));
+        bench_die ("read: %s", g_strerror (errno));
     }
   return total;
 }
@@ -746,7 +366,7 @@ open_pipe (int fds[2])
   g_autoptr(GError) error = NULL;
 
   if (!g_unix_open_pipe (fds, FD_CLOEXEC, &error))
-    die ("pipe: %s", error->message);
+    bench_die ("pipe: %s", error->message);
 }
 
 /* Returns: MiB/s of `head -c 1GiB /dev/zero` posix_spawn'ed here */
@@ -767,15 +387,15 @@ gib_direct (void)
   err = posix_spawn (&pid, head_path, &actions, NULL, argv, environ);
   posix_spawn_file_actions_destroy (&actions);
   if (err != 0)
-    die ("posix_spawn %s: %s", head_path, g_strerror (err));
+    bench_die ("posix_spawn %s: %s", head_path, g_strerror (err));
   close (fds[1]);
   total = drain_fd (fds[0]);
   close (fds[0]);
   while (waitpid (pid, &status, 0) < 0)
     if (errno != EINTR)
-      die ("waitpid: %s", g_strerror (errno));
+      bench_die ("waitpid: %s", g_strerror (errno));
   if (total != GIB || !WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    die ("head wrote %" G_GUINT64_FORMAT " bytes, status %d", total, status);
+    bench_die ("head wrote %" G_GUINT64_FORMAT " bytes, status %d", total, status);
   return GIB / 1048576.0 * G_USEC_PER_SEC / (g_get_monotonic_time () - start);
 }
 
@@ -795,10 +415,10 @@ gib_daemon (GDBusConnection *connection,
   const char *argv[] = { "head", "-c", "1073741824", "/dev/zero", NULL };
   g_autoptr(GUnixFDList) fd_list = g_unix_fd_list_new ();
   g_autoptr(GError) error = NULL;
-  g_autoptr(GHashTable) io_before = thread_io (daemon_pid);
+  g_autoptr(GHashTable) io_before = thread_io (bench_daemon_pid ());
   g_autofree char *path = NULL;
   GVariantBuilder options;
-  double cpu_before = proc_cpu_ms (daemon_pid);
+  double cpu_before = proc_cpu_ms (bench_daemon_pid ());
   gint64 start, elapsed;
   guint64 total;
   int fds[2];
@@ -806,7 +426,7 @@ gib_daemon (GDBusConnection *connection,
 
   open_pipe (fds);
   if (g_unix_fd_list_append (fd_list, fds[1], &error) < 0)
-    die ("%s", error->message);
+    bench_die ("%s", error->message);
   close (fds[1]);
   g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
   g_variant_builder_add (&options, "{sv}", "stdout", g_variant_new_handle (0));
@@ -821,12 +441,12 @@ gib_daemon (GDBusConnection *connection,
   elapsed = g_get_monotonic_time () - start;
   close_process (connection, path);
   if (total != GIB || exit_code != 0)
-    die ("head through backplaned wrote %" G_GUINT64_FORMAT " bytes, exit %d, signal %d",
-         total, exit_code, term_signal);
+    bench_die ("head through backplaned wrote %" G_GUINT64_FORMAT " bytes, exit %d, signal %d",
+               total, exit_code, term_signal);
 
   out->mib_s = GIB / 1048576.0 * G_USEC_PER_SEC / elapsed;
-  out->daemon_cpu_ms = proc_cpu_ms (daemon_pid) - cpu_before;
-  out->daemon_io = thread_io_since (daemon_pid, io_before);
+  out->daemon_cpu_ms = proc_cpu_ms (bench_daemon_pid ()) - cpu_before;
+  out->daemon_io = thread_io_since (bench_daemon_pid (), io_before);
 }
 
 typedef struct
@@ -871,68 +491,21 @@ bench_gib (GDBusConnection *connection,
       ratios[r] = daemon[r] / direct[r];
       out->daemon_io_max = MAX (out->daemon_io_max, d.daemon_io);
     }
-  out->direct_mib_s = median (direct, rounds);
-  out->daemon_mib_s = median (daemon, rounds);
-  out->direct_min = min_of (direct, rounds);
-  out->direct_max = max_of (direct, rounds);
-  out->daemon_min = min_of (daemon, rounds);
-  out->daemon_max = max_of (daemon, rounds);
-  out->ratio = median (ratios, rounds);
-  out->daemon_cpu_ms = median (cpu, rounds);
+  out->direct_mib_s = bench_median (direct, rounds);
+  out->daemon_mib_s = bench_median (daemon, rounds);
+  bench_range (direct, rounds, &out->direct_min, &out->direct_max);
+  bench_range (daemon, rounds, &out->daemon_min, &out->daemon_max);
+  out->ratio = bench_median (ratios, rounds);
+  out->daemon_cpu_ms = bench_median (cpu, rounds);
 }
 
 /* ------------------------------------------------------------------ */
 /* 3. Loop lag while processes stream Output signals                   */
 
-typedef struct
-{
-  gint64  p50_us;
-  gint64  p99_us;
-  gint64  max_us;
-  guint64 samples;
-  guint64 stalls;
-} LoopLag;
-
-static void
-parse_loop_lag (GVariant *reply,
-                LoopLag  *out)
-{
-  g_autoptr(GVariant) value = NULL;
-  g_autoptr(GVariantDict) dict = NULL;
-
-  g_variant_get (reply, "(v)", &value);
-  dict = g_variant_dict_new (value);
-  if (!g_variant_dict_lookup (dict, "p50-us", "x", &out->p50_us) ||
-      !g_variant_dict_lookup (dict, "p99-us", "x", &out->p99_us) ||
-      !g_variant_dict_lookup (dict, "max-us", "x", &out->max_us) ||
-      !g_variant_dict_lookup (dict, "samples", "t", &out->samples) ||
-      !g_variant_dict_lookup (dict, "stalls-over-16ms", "t", &out->stalls))
-    {
-      g_autofree char *text = g_variant_print (value, TRUE);
-      die ("Manager.LoopLag lacks a key: %s", text);
-    }
-}
-
 static GVariant *
 loop_lag_params (void)
 {
   return g_variant_new ("(ss)", MANAGER_IFACE, "LoopLag");
-}
-
-/* The property is refreshed at most once a second, after loop activity:
- * wait out the second, wake the loop with one call, then read. */
-static void
-read_loop_lag (GDBusConnection *connection,
-               LoopLag         *out)
-{
-  g_autoptr(GVariant) ping = NULL;
-  g_autoptr(GVariant) reply = NULL;
-
-  iterate_for (1100);
-  ping = call (connection, SHELL_PATH, BACKEND_IFACE, "Ping", NULL, "()", NULL);
-  iterate_for (50);
-  reply = call (connection, ROOT_PATH, "org.freedesktop.DBus.Properties", "Get", loop_lag_params (), "(v)", NULL);
-  parse_loop_lag (reply, out);
 }
 
 /* Main-thread scheduling of @pid: time it ran and time it was runnable
@@ -947,10 +520,10 @@ main_thread_sched (guint32  pid,
   g_auto(GStrv) fields = NULL;
 
   if (!g_file_get_contents (path, &text, NULL, NULL))
-    die ("cannot read %s", path);
+    bench_die ("cannot read %s", path);
   fields = g_strsplit (g_strstrip (text), " ", -1);
   if (g_strv_length (fields) < 2)
-    die ("unexpected %s: %s", path, text);
+    bench_die ("unexpected %s: %s", path, text);
   *run_ns = g_ascii_strtoull (fields[0], NULL, 10);
   *wait_ns = g_ascii_strtoull (fields[1], NULL, 10);
 }
@@ -1100,7 +673,7 @@ lag_read_cb (GObject      *source,
   Stream *s = user_data;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GError) error = NULL;
-  LoopLag lag;
+  BenchLoopLag lag;
 
   s->lag_in_flight = FALSE;
   reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
@@ -1109,7 +682,7 @@ lag_read_cb (GObject      *source,
       stream_fail (s, "reading Manager.LoopLag: %s", error->message);
       return;
     }
-  parse_loop_lag (reply, &lag);
+  bench_parse_loop_lag (reply, &lag);
   g_array_append_val (s->lag_p50, lag.p50_us);
   g_array_append_val (s->lag_p99, lag.p99_us);
 }
@@ -1237,10 +810,10 @@ spawn_fed_cat (Stream *s)
 
   open_pipe (fds);
   if (g_unix_fd_list_append (fd_list, fds[0], &error) < 0)
-    die ("%s", error->message);
+    bench_die ("%s", error->message);
   close (fds[0]);
   if (!g_unix_set_fd_nonblocking (fds[1], TRUE, &error))
-    die ("%s", error->message);
+    bench_die ("%s", error->message);
   f->s = s;
   f->fd = fds[1];
   g_ptr_array_add (s->feeders, f);
@@ -1253,36 +826,27 @@ spawn_fed_cat (Stream *s)
                                             fd_list, NULL, stream_spawned_cb, s);
 }
 
-static int
-compare_gint64 (const void *a,
-                const void *b)
-{
-  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
-
-  return (x > y) - (x < y);
-}
-
 typedef struct
 {
-  const char *mode;
-  guint   streamers;
-  guint   lines_each;
-  guint   rate;            /* paced: lines a second, each; 0 flood */
-  guint64 feeder_stalls;
-  double  seconds;
-  guint64 lines;
-  guint64 bytes;
-  guint64 batches;
-  guint32 max_batch;
-  guint   lag_reads;
-  gint64  lag_p50_median;  /* of the reads during the stream */
-  gint64  lag_p99_median;
-  gint64  lag_p99_worst;
-  LoopLag before_spawn;
-  LoopLag before;          /* the processes spawned, nothing fed yet */
-  LoopLag after;           /* the stream over */
-  double  daemon_cpu_ms;
-  double  daemon_wait_ms;  /* main thread runnable, waiting for a CPU */
+  const char  *mode;
+  guint        streamers;
+  guint        lines_each;
+  guint        rate;            /* paced: lines a second, each; 0 flood */
+  guint64      feeder_stalls;
+  double       seconds;
+  guint64      lines;
+  guint64      bytes;
+  guint64      batches;
+  guint32      max_batch;
+  guint        lag_reads;
+  gint64       lag_p50_median;  /* of the reads during the stream */
+  gint64       lag_p99_median;
+  gint64       lag_p99_worst;
+  BenchLoopLag before_spawn;
+  BenchLoopLag before;          /* the processes spawned, nothing fed yet */
+  BenchLoopLag after;           /* the stream over */
+  double       daemon_cpu_ms;
+  double       daemon_wait_ms;  /* main thread runnable, waiting for a CPU */
 } StreamResult;
 
 /* @n `cat`s, spawned first, then fed @lines_each lines each: @rate lines a
@@ -1319,7 +883,7 @@ bench_stream (GDBusConnection *connection,
 
   /* All processes first: n Spawn calls at once (fork + exec each, on the
    * daemon's main thread) are measured apart from the stream. */
-  read_loop_lag (connection, &out->before_spawn);
+  bench_read_loop_lag (connection, SHELL_PATH, BACKEND_IFACE, "Ping", &out->before_spawn);
   sub = g_dbus_connection_signal_subscribe (connection, NULL, PROCESS_IFACE, NULL, NULL, NULL,
                                             G_DBUS_SIGNAL_FLAGS_NONE, stream_signal_cb, &s, NULL);
   for (guint i = 0; i < n; i++)
@@ -1328,11 +892,11 @@ bench_stream (GDBusConnection *connection,
   while (s.n_spawned < n && s.error == NULL && g_get_monotonic_time () < deadline)
     g_main_context_iteration (NULL, TRUE);
   if (s.n_spawned < n)
-    die ("streaming: %s", s.error != NULL ? s.error : "Spawn timed out");
-  read_loop_lag (connection, &out->before);
+    bench_die ("streaming: %s", s.error != NULL ? s.error : "Spawn timed out");
+  bench_read_loop_lag (connection, SHELL_PATH, BACKEND_IFACE, "Ping", &out->before);
 
-  cpu_before = proc_cpu_ms (daemon_pid);
-  main_thread_sched (daemon_pid, &run_before, &wait_before);
+  cpu_before = proc_cpu_ms (bench_daemon_pid ());
+  main_thread_sched (bench_daemon_pid (), &run_before, &wait_before);
   start = s.feed_start = g_get_monotonic_time ();
   deadline = start + STREAM_TIMEOUT_S * G_USEC_PER_SEC;
   if (rate > 0)
@@ -1348,8 +912,8 @@ bench_stream (GDBusConnection *connection,
   while (s.n_exited < n && s.error == NULL && g_get_monotonic_time () < deadline)
     g_main_context_iteration (NULL, TRUE);
   out->seconds = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
-  out->daemon_cpu_ms = proc_cpu_ms (daemon_pid) - cpu_before;
-  main_thread_sched (daemon_pid, &run_after, &wait_after);
+  out->daemon_cpu_ms = proc_cpu_ms (bench_daemon_pid ()) - cpu_before;
+  main_thread_sched (bench_daemon_pid (), &run_after, &wait_after);
   out->daemon_wait_ms = (wait_after - wait_before) / 1e6;
   g_source_remove (s.lag_timer);
   g_clear_handle_id (&s.feed_timer, g_source_remove);
@@ -1357,14 +921,14 @@ bench_stream (GDBusConnection *connection,
     g_main_context_iteration (NULL, TRUE);
   g_dbus_connection_signal_unsubscribe (connection, sub);
   if (s.error != NULL)
-    die ("streaming: %s", s.error);
+    bench_die ("streaming: %s", s.error);
   if (s.n_exited < n)
-    die ("streaming: %u of %u processes exited within %d s", s.n_exited, n, STREAM_TIMEOUT_S);
+    bench_die ("streaming: %u of %u processes exited within %d s", s.n_exited, n, STREAM_TIMEOUT_S);
 
   g_hash_table_iter_init (&iter, s.streamers);
   while (g_hash_table_iter_next (&iter, &path, NULL))
     close_process (connection, path);
-  read_loop_lag (connection, &out->after);
+  bench_read_loop_lag (connection, SHELL_PATH, BACKEND_IFACE, "Ping", &out->after);
 
   out->mode = rate > 0 ? "paced" : "flood";
   out->streamers = n;
@@ -1379,8 +943,8 @@ bench_stream (GDBusConnection *connection,
   out->lag_p50_median = out->lag_p99_median = out->lag_p99_worst = 0;
   if (s.lag_p99->len > 0)
     {
-      g_array_sort (s.lag_p50, compare_gint64);
-      g_array_sort (s.lag_p99, compare_gint64);
+      g_array_sort (s.lag_p50, bench_compare_gint64);
+      g_array_sort (s.lag_p99, bench_compare_gint64);
       out->lag_p50_median = g_array_index (s.lag_p50, gint64, s.lag_p50->len / 2);
       out->lag_p99_median = g_array_index (s.lag_p99, gint64, s.lag_p99->len / 2);
       out->lag_p99_worst = g_array_index (s.lag_p99, gint64, s.lag_p99->len - 1);
@@ -1482,7 +1046,7 @@ main (int   argc,
   g_autofree char *load_start = NULL;
   g_autofree char *load_end = NULL;
   g_autoptr(GString) md = g_string_new (NULL);
-  const char *build_root = g_getenv ("BACKPLANE_BUILD_ROOT");
+  static const char * const logs[] = { "backplaned.log", "dbus-daemon.log", NULL };
   int rounds = 5, calls = 200, gib_rounds = 5, streamers = 50, lines = 20000, rate = 1000, seconds = 5;
   g_autofree char *phases = NULL;
   GOptionEntry entries[] = {
@@ -1523,37 +1087,19 @@ main (int   argc,
   if (results_path == NULL)
     results_path = g_strdup ("/tmp/bench-shell-results.md");
 
-  /* Lines in order with our stderr and the services' logs. */
-  setvbuf (stdout, NULL, _IOLBF, 0);
-  /* Clean up on SIGTERM (meson's timeout) at the next main-loop iteration;
-   * if we are SIGKILLed instead, PR_SET_PDEATHSIG takes the children down. */
-  g_unix_signal_add (SIGTERM, interrupted_cb, GINT_TO_POINTER (SIGTERM));
-  g_unix_signal_add (SIGINT, interrupted_cb, GINT_TO_POINTER (SIGINT));
-  g_unix_signal_add (SIGHUP, interrupted_cb, GINT_TO_POINTER (SIGHUP));
-
-  if (build_root == NULL)
-    build_root = BP_BUILD_ROOT;
+  bench_init ("bench-shell", logs, 0);
   head_path = g_find_program_in_path ("head");
   if (head_path == NULL || !g_file_test (TRUE_PATH, G_FILE_TEST_IS_EXECUTABLE))
-    die ("needs %s and head", TRUE_PATH);
+    bench_die ("needs %s and head", TRUE_PATH);
 
-  tmpdir = g_dir_make_tmp ("bench-shell-XXXXXX", &error);
-  if (tmpdir == NULL)
-    die ("%s", error->message);
-  g_chmod (tmpdir, 0700);
+  bench_make_tmpdir ();
 
-  machine = machine_line ();
-  load_start = load_line ();
+  machine = bench_machine_line ();
+  load_start = bench_load_line ();
   printf ("machine: %s\nload average at start: %s\n", machine, load_start);
-  address = start_bus ();
-  connection = g_dbus_connection_new_for_address_sync (address,
-                                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                       G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                                       NULL, NULL, &error);
-  if (connection == NULL)
-    die ("cannot connect to the private bus: %s", error->message);
-  g_dbus_connection_set_exit_on_close (connection, FALSE);
-  start_daemon (connection, build_root, address);
+  address = bench_start_bus (NULL);
+  connection = bench_connect (address);
+  bench_daemon_start (connection, address, DAEMON_CONFIG, NULL);
 
   if (strchr (phases, '1') != NULL)
     {
@@ -1572,7 +1118,7 @@ main (int   argc,
       bench_stream (connection, streamers, (guint) (rate * seconds), rate, &paced);
       bench_stream (connection, streamers, lines, 0, &flood);
     }
-  load_end = load_line ();
+  load_end = bench_load_line ();
 
   g_string_append_printf (md, "# bench-shell results\n\nmachine: %s  \nload average at start: %s, at end: %s\n\n",
                           machine, load_start, load_end);
@@ -1616,10 +1162,10 @@ main (int   argc,
     }
   printf ("load average at end: %s\n", load_end);
 
-  stop_daemon ();
+  bench_daemon_stop ();
   g_dbus_connection_close_sync (connection, NULL, NULL);
   g_clear_object (&connection);
-  cleanup_all ();
+  bench_cleanup ();
   g_free (head_path);
 
   if (!g_file_set_contents (results_path, md->str, -1, &error))
