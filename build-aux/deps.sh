@@ -27,6 +27,9 @@ bp_install_packages() {
     util-linux:/usr/sbin/runuser
     nodejs:/usr/bin/node
     npm:/usr/bin/npm
+    gobject-introspection:/usr/bin/g-ir-scanner
+    libgirepository1.0-dev:/usr/share/gir-1.0/Gio-2.0.gir
+    gi-docgen:/usr/bin/gi-docgen
   "
   local missing=""
   for pair in $want; do

@@ -40,6 +40,87 @@ typedef struct
   gint64                     latency_max_us;
 } BpBackendPrivate;
 
+/**
+ * BpBackend:
+ *
+ * The base class of every configured backend instance. A plugin
+ * ([class@Bp.Plugin]) registers one concrete subclass per backend type;
+ * the daemon creates one instance per `[backend NAME]` group whose
+ * `type=` names that type.
+ *
+ * ## Life cycle
+ *
+ * 1. The daemon creates the instance with [property@Bp.Backend:name],
+ *    [property@Bp.Backend:type-name] and [property@Bp.Backend:host]. The
+ *    subclass's instance init creates its D-Bus interface skeletons and
+ *    adds them with [method@Bp.Backend.add_interface].
+ * 2. Configure: [method@Bp.Backend.configure] reads the common `pool.*`,
+ *    `breaker.*` and `retry.*` keys, calls [vfunc@Bp.Backend.configure]
+ *    for the subclass's own keys, fails on any key nobody read, and
+ *    applies the common keys to the breaker and the retry policy. If this
+ *    fails, the group is served by a placeholder backend that is
+ *    `unavailable` with the error as its reason, and the instance is
+ *    dropped.
+ * 3. Start: the daemon exports the instance at
+ *    `/org/backplane/Backplane1/backend/NAME`
+ *    ([method@Bp.Backend.get_object_path]) with the common
+ *    `org.backplane.Backplane1.Backend` interface (State, StateReason,
+ *    Latency, Pool, Breaker; Ping, CheckHealth, ResetBreaker) plus the
+ *    skeletons the subclass added, attaches the dead-letter queue
+ *    ([method@Bp.Backend.attach_dead_letters]) and calls
+ *    [method@Bp.Backend.start_async]. It takes its bus name only when
+ *    every backend's start has completed, so at daemon start-up clients
+ *    first see each backend `ready` or `unavailable` with the reason.
+ * 4. Exported on the bus: the subclass serves its interfaces, runs its
+ *    operations through [method@Bp.Backend.call_async] and reports its
+ *    health with [method@Bp.Backend.set_state].
+ * 5. Stop: on reload (its group removed or changed) or shutdown, the
+ *    daemon unexports the instance, detaches the dead-letter queue,
+ *    cancels a pending start and calls [method@Bp.Backend.stop_async],
+ *    which sets `stopping` first. A changed group gets a new instance.
+ *
+ * ## What a subclass overrides
+ *
+ * The virtual functions of #BpBackendClass, all called on the main
+ * context: [vfunc@Bp.Backend.start_async] and
+ * [vfunc@Bp.Backend.stop_async] (with their finish functions) always;
+ * usually [vfunc@Bp.Backend.configure],
+ * [vfunc@Bp.Backend.check_health_async] and
+ * [vfunc@Bp.Backend.dup_pool_stats]; [vfunc@Bp.Backend.classify_error] so
+ * that the breaker and the retry understand its native errors;
+ * [vfunc@Bp.Backend.replay_async] if it dead-letters operations. The
+ * defaults succeed at once (start, stop), read no keys, report the state
+ * as health, show no pool, use [func@Bp.FailureKind.from_error] and
+ * refuse replays.
+ *
+ * ## Resilience
+ *
+ * Each instance owns a [class@Bp.Breaker] ([method@Bp.Backend.get_breaker])
+ * and a [class@Bp.Retry] ([method@Bp.Backend.get_retry]) with a shared
+ * [struct@Bp.RetryBudget] (retries may add 20 % to the load of the last
+ * 10 s, plus 10 a second), both configured from the backend's keys and
+ * both classifying errors with [vfunc@Bp.Backend.classify_error].
+ *
+ * Wrap each backend operation in a [struct@Bp.Operation] and run it with
+ * [method@Bp.Backend.call_async]. It runs the retry policy and the
+ * breaker fused ([method@Bp.Retry.run_with_breaker_async]): every attempt
+ * is admitted by the breaker and its outcome recorded there, the breaker's
+ * per-call timeout applies to each attempt, a rejection
+ * (%BP_ERROR_CIRCUIT_OPEN) is retried only if its retry-after fits the
+ * deadline (`retry.cap-ms` without one), and only idempotent or keyed
+ * operations are retried, each retry paid for from the budget. The
+ * call's latency goes to Backend.Latency.
+ *
+ * An idempotent operation that still fails can be dead-lettered:
+ * [method@Bp.Backend.dead_letter_async] stores it durably in the daemon's
+ * queue ([class@Bp.DeadLetters]), which later replays it through
+ * [vfunc@Bp.Backend.replay_async], admitted by the breaker and paid for
+ * from the retry budget; a replay refused by either is rescheduled and not
+ * counted as an attempt.
+ *
+ * Everything here runs on the main context; #BpBackend is not
+ * thread-safe.
+ */
 G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE (BpBackend, bp_backend, G_TYPE_OBJECT)
 
 enum {
@@ -59,6 +140,14 @@ static const char *state_names[] = {
   "starting", "ready", "degraded", "unavailable", "stopping",
 };
 
+/**
+ * bp_backend_state_get_type:
+ *
+ * Gets the #GType of [enum@Bp.BackendState], whose value nicks are the
+ * names of [func@Bp.BackendState.to_string].
+ *
+ * Returns: the #GType
+ */
 GType
 bp_backend_state_get_type (void)
 {
@@ -84,7 +173,11 @@ bp_backend_state_get_type (void)
  * bp_backend_state_to_string:
  * @state: a #BpBackendState
  *
- * Returns: (transfer none): the name used on D-Bus (`ready`, …)
+ * Gets the name of @state as Backend.State shows it on D-Bus: `starting`,
+ * `ready`, `degraded`, `unavailable` or `stopping`. A value outside the
+ * enumeration gives `unavailable`.
+ *
+ * Returns: (transfer none): the name used on D-Bus, a static string
  */
 const char *
 bp_backend_state_to_string (BpBackendState state)
@@ -331,21 +424,64 @@ bp_backend_class_init (BpBackendClass *klass)
   klass->replay_async = bp_backend_real_replay_async;
   klass->replay_finish = bp_backend_real_replay_finish;
 
+  /**
+   * BpBackend:name:
+   *
+   * The backend's name: NAME of its `[backend NAME]` group. It names the
+   * object path, the breaker and the dead-letter entries. Set by the
+   * daemon at construction.
+   */
   properties[PROP_NAME] =
     g_param_spec_string ("name", NULL, NULL, NULL,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * BpBackend:type-name:
+   *
+   * The backend type, `type=` of the group (the plugin's
+   * `X-Backplane-Backend-Type`), shown as Backend.Type. Set by the daemon
+   * at construction.
+   */
   properties[PROP_TYPE_NAME] =
     g_param_spec_string ("type-name", NULL, NULL, NULL,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * BpBackend:host:
+   *
+   * The daemon's services ([class@Bp.Host]): the bus connection, caller
+   * tracking, per-client objects and the dead-letter store. %NULL in unit
+   * tests that construct a backend alone. Construct-only.
+   */
   properties[PROP_HOST] =
     g_param_spec_object ("host", NULL, NULL, BP_TYPE_HOST,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * BpBackend:clock:
+   *
+   * The clock of every timer of this backend: its breaker, its retry
+   * policy and budget, its latency measurements, and the subclass's own
+   * timeouts should use it too. Construct-only; when not set, the default
+   * clock ([func@Bp.Clock.get_default]). Tests pass a manual clock.
+   */
   properties[PROP_CLOCK] =
     g_param_spec_object ("clock", NULL, NULL, BP_TYPE_CLOCK,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * BpBackend:state:
+   *
+   * The backend's health, shown as Backend.State; see
+   * [enum@Bp.BackendState]. Read-only; changed with
+   * [method@Bp.Backend.set_state], which notifies only on a real change.
+   */
   properties[PROP_STATE] =
     g_param_spec_enum ("state", NULL, NULL, BP_TYPE_BACKEND_STATE, BP_BACKEND_STATE_STARTING,
                        G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /**
+   * BpBackend:state-reason:
+   *
+   * Why the backend is in its state, for humans (Backend.StateReason);
+   * empty when there is nothing to say. Read-only; changed with
+   * [method@Bp.Backend.set_state], which notifies only on a real change.
+   */
   properties[PROP_STATE_REASON] =
     g_param_spec_string ("state-reason", NULL, NULL, NULL,
                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
@@ -362,6 +498,14 @@ bp_backend_init (BpBackend *self)
   priv->state_reason = g_strdup ("");
 }
 
+/**
+ * bp_backend_get_name:
+ * @self: a #BpBackend
+ *
+ * Gets the backend's name, [property@Bp.Backend:name].
+ *
+ * Returns: (transfer none): the name
+ */
 const char *
 bp_backend_get_name (BpBackend *self)
 {
@@ -371,6 +515,14 @@ bp_backend_get_name (BpBackend *self)
   return priv->name;
 }
 
+/**
+ * bp_backend_get_type_name:
+ * @self: a #BpBackend
+ *
+ * Gets the backend type, [property@Bp.Backend:type-name].
+ *
+ * Returns: (transfer none): the type name, e.g. `postgres`
+ */
 const char *
 bp_backend_get_type_name (BpBackend *self)
 {
@@ -383,6 +535,11 @@ bp_backend_get_type_name (BpBackend *self)
 /**
  * bp_backend_get_object_path:
  * @self: a #BpBackend
+ *
+ * Gets the object path the daemon exports the backend at, with the common
+ * Backend interface and the skeletons added with
+ * [method@Bp.Backend.add_interface]. NAME is the backend's name escaped
+ * with g_dbus_escape_object_path().
  *
  * Returns: (transfer none): `/org/backplane/Backplane1/backend/NAME`
  */
@@ -399,8 +556,12 @@ bp_backend_get_object_path (BpBackend *self)
  * bp_backend_get_host:
  * @self: a #BpBackend
  *
- * Returns: (transfer none) (nullable): the daemon services: the bus
- *   connection, caller tracking, per-client objects
+ * Gets the daemon's services, [property@Bp.Backend:host]: the bus
+ * connection, caller tracking ([ctor@Bp.Call.new]), per-client objects and
+ * the dead-letter store.
+ *
+ * Returns: (transfer none) (nullable): the host; %NULL only for a backend
+ *   constructed without one (unit tests)
  */
 BpHost *
 bp_backend_get_host (BpBackend *self)
@@ -415,6 +576,11 @@ bp_backend_get_host (BpBackend *self)
  * bp_backend_get_clock:
  * @self: a #BpBackend
  *
+ * Gets [property@Bp.Backend:clock], the clock of the backend's breaker,
+ * retry policy and latency measurements. Use it for the subclass's own
+ * timers too (bp_clock_timeout_source_new()), so that tests with a manual
+ * clock control them.
+ *
  * Returns: (transfer none): the clock every timer of this backend uses
  */
 BpClock *
@@ -426,6 +592,14 @@ bp_backend_get_clock (BpBackend *self)
   return priv->clock;
 }
 
+/**
+ * bp_backend_get_state:
+ * @self: a #BpBackend
+ *
+ * Gets the backend's health, [property@Bp.Backend:state].
+ *
+ * Returns: the current state
+ */
 BpBackendState
 bp_backend_get_state (BpBackend *self)
 {
@@ -435,6 +609,15 @@ bp_backend_get_state (BpBackend *self)
   return priv->state;
 }
 
+/**
+ * bp_backend_get_state_reason:
+ * @self: a #BpBackend
+ *
+ * Gets the reason for the current state,
+ * [property@Bp.Backend:state-reason].
+ *
+ * Returns: (transfer none): the reason; empty when there is none
+ */
 const char *
 bp_backend_get_state_reason (BpBackend *self)
 {
@@ -449,9 +632,14 @@ bp_backend_get_state_reason (BpBackend *self)
  * @self: a #BpBackend
  * @state: the new state
  * @reason: (nullable): why, for humans (shown as StateReason); must not
- *   contain secrets
+ *   contain secrets. %NULL is the same as an empty string
  *
- * Subclasses call this as their server goes away and comes back.
+ * Sets [property@Bp.Backend:state] and [property@Bp.Backend:state-reason].
+ * Subclasses call this as their server goes away and comes back; the
+ * daemon calls it when start completes and when stop begins. Each property
+ * is notified only if it changed, and the daemon updates the D-Bus
+ * properties and logs the transition from that notification. Call it on
+ * the main context.
  */
 void
 bp_backend_set_state (BpBackend      *self,
@@ -481,6 +669,17 @@ bp_backend_set_state (BpBackend      *self,
     }
 }
 
+/**
+ * bp_backend_get_pool_config:
+ * @self: a #BpBackend
+ *
+ * Gets the `pool.*` keys of the backend's group, read by
+ * [method@Bp.Backend.configure] (all zero before that). A backend with
+ * a pool applies them to its #BpPool in its start.
+ *
+ * Returns: (transfer none): the pool configuration, valid as long as
+ *   @self
+ */
 const BpBackendPoolConfig *
 bp_backend_get_pool_config (BpBackend *self)
 {
@@ -490,6 +689,19 @@ bp_backend_get_pool_config (BpBackend *self)
   return &priv->pool_config;
 }
 
+/**
+ * bp_backend_get_resilience_config:
+ * @self: a #BpBackend
+ *
+ * Gets the `breaker.*` and `retry.*` keys of the backend's group, read by
+ * [method@Bp.Backend.configure] (all zero before that). They are already
+ * applied to [method@Bp.Backend.get_breaker] and
+ * [method@Bp.Backend.get_retry]; use them for resilience a subclass
+ * builds itself.
+ *
+ * Returns: (transfer none): the resilience configuration, valid as long
+ *   as @self
+ */
 const BpBackendResilienceConfig *
 bp_backend_get_resilience_config (BpBackend *self)
 {
@@ -502,11 +714,14 @@ bp_backend_get_resilience_config (BpBackend *self)
 /**
  * bp_backend_add_interface:
  * @self: a #BpBackend
- * @skeleton: (transfer none): a D-Bus interface skeleton
+ * @skeleton: (transfer none): a D-Bus interface skeleton; a reference is
+ *   kept
  *
  * Adds a typed interface (`.Sql`, `.Graph`, …) that the daemon exports at
  * the backend's object path next to the common Backend interface. Call it
- * from init, configure or start.
+ * from the instance init or from [vfunc@Bp.Backend.configure]: the daemon
+ * exports the interfaces once, before it starts the backend, so an
+ * interface added later is not exported. There is no way to remove one.
  */
 void
 bp_backend_add_interface (BpBackend              *self,
@@ -524,8 +739,12 @@ bp_backend_add_interface (BpBackend              *self,
  * bp_backend_get_interfaces:
  * @self: a #BpBackend
  *
+ * Gets the interfaces added with [method@Bp.Backend.add_interface], in the
+ * order they were added. The daemon exports and unexports them with the
+ * backend.
+ *
  * Returns: (transfer none) (element-type GDBusInterfaceSkeleton): the typed
- *   interfaces
+ *   interfaces; do not modify the array
  */
 GPtrArray *
 bp_backend_get_interfaces (BpBackend *self)
@@ -539,10 +758,16 @@ bp_backend_get_interfaces (BpBackend *self)
 /**
  * bp_backend_record_latency:
  * @self: a #BpBackend
- * @duration_us: how long one operation took
- * @success: whether it succeeded
+ * @duration_us: how long one operation took, in microseconds of the
+ *   backend's clock; negative values count as 0
+ * @success: whether it succeeded; [method@Bp.Backend.call_async] counts
+ *   an error classified %BP_FAILURE_IGNORE (a client's bad argument) as a
+ *   success
  *
- * Feeds the latency histogram exported as Backend.Latency.
+ * Feeds the latency histogram exported as Backend.Latency, a histogram of
+ * power-of-two buckets that covers the whole life of the backend.
+ * [method@Bp.Backend.call_async] records each call itself; call this for
+ * operations that do not go through it. Main context only.
  */
 void
 bp_backend_record_latency (BpBackend *self,
@@ -586,8 +811,13 @@ latency_percentile (BpBackendPrivate *priv,
  * bp_backend_dup_latency:
  * @self: a #BpBackend
  *
- * Returns: (transfer full): `a{sv}` with count, errors, p50-us, p90-us,
- *   p99-us, max-us (percentiles are upper bounds of power-of-two buckets)
+ * Summarizes what [method@Bp.Backend.record_latency] recorded since the
+ * backend was created, as shown in Backend.Latency: `count` t, `errors` t,
+ * `p50-us` x, `p90-us` x, `p99-us` x and `max-us` x. A percentile is the
+ * upper bound of its power-of-two bucket, at most `max-us`; all are 0
+ * before the first operation.
+ *
+ * Returns: (transfer full): a new, non-floating `a{sv}` #GVariant
  */
 GVariant *
 bp_backend_dup_latency (BpBackend *self)
@@ -611,6 +841,13 @@ bp_backend_dup_latency (BpBackend *self)
  * bp_backend_get_breaker:
  * @self: a #BpBackend
  *
+ * Gets the backend's circuit breaker. [method@Bp.Backend.call_async] and
+ * dead-letter replays go through it; use it directly
+ * ([method@Bp.Breaker.call_async], [method@Bp.Breaker.try_acquire]) for
+ * work that does not fit a [struct@Bp.Operation]. It is named after the
+ * backend, classifies with [vfunc@Bp.Backend.classify_error] and is
+ * configured from the `breaker.*` keys by [method@Bp.Backend.configure].
+ *
  * Returns: (transfer none): the backend's circuit breaker, configured from
  *   the `breaker.*` keys
  */
@@ -627,7 +864,11 @@ bp_backend_get_breaker (BpBackend *self)
  * bp_backend_dup_breaker_stats:
  * @self: a #BpBackend
  *
- * Returns: (transfer full): the `a{sv}` shown as Backend.Breaker
+ * Takes a snapshot of the breaker's state and counters, as
+ * bp_breaker_dup_stats() describes them.
+ *
+ * Returns: (transfer full): the `a{sv}` shown as Backend.Breaker, a new,
+ *   non-floating #GVariant
  */
 GVariant *
 bp_backend_dup_breaker_stats (BpBackend *self)
@@ -642,7 +883,10 @@ bp_backend_dup_breaker_stats (BpBackend *self)
  * bp_backend_reset_breaker:
  * @self: a #BpBackend
  *
- * Closes the breaker and clears its window (Backend.ResetBreaker).
+ * Closes the breaker and clears its window (Backend.ResetBreaker): mode
+ * normal, state closed, base open duration, zeroed counters. See
+ * [method@Bp.Breaker.reset]. It does not change the backend's
+ * [property@Bp.Backend:state].
  */
 void
 bp_backend_reset_breaker (BpBackend *self)
@@ -656,6 +900,12 @@ bp_backend_reset_breaker (BpBackend *self)
 /**
  * bp_backend_get_retry:
  * @self: a #BpBackend
+ *
+ * Gets the backend's retry policy, which [method@Bp.Backend.call_async]
+ * uses. It classifies with [vfunc@Bp.Backend.classify_error], is
+ * configured from the `retry.*` keys by [method@Bp.Backend.configure] and
+ * has a [struct@Bp.RetryBudget] that all of the backend's calls and
+ * dead-letter replays share.
  *
  * Returns: (transfer none): the backend's retry policy (`retry.*` keys),
  *   sharing one retry budget across all of the backend's calls
@@ -674,6 +924,9 @@ bp_backend_get_retry (BpBackend *self)
  * @self: a #BpBackend
  * @error: an error an operation of this backend failed with
  *
+ * Classifies @error with [vfunc@Bp.Backend.classify_error], as the
+ * backend's breaker and retry policy do.
+ *
  * Returns: how the breaker and retry treat @error
  */
 BpFailureKind
@@ -691,17 +944,15 @@ bp_backend_classify_error (BpBackend    *self,
 typedef struct
 {
   BpBackend      *backend;   /* (owned) */
-  BpOperation     op;
-  gpointer        op_data;
-  GDestroyNotify  op_data_destroy;
+  BpOperation     op;        /* op_data belongs to the run: a timed-out
+                              * attempt's late result may come after this
+                              * call is over, and still needs it */
   gint64          started_us;
 } CallData;
 
 static void
 call_data_free (CallData *data)
 {
-  if (data->op_data_destroy != NULL)
-    data->op_data_destroy (data->op_data);
   g_clear_object (&data->backend);
   g_free (data);
 }
@@ -733,15 +984,34 @@ backend_call_done_cb (GObject      *source,
  * bp_backend_call_async:
  * @self: a #BpBackend
  * @op: the operation (copied)
- * @op_data: its data
- * @op_data_destroy: (nullable): frees @op_data when the call is over
- * @idempotency: whether the operation may be retried
- * @cancellable: (nullable): usually bp_call_get_cancellable()
- * @callback: called on the main context when done
+ * @op_data: (nullable): passed to @op's functions at every attempt
+ * @op_data_destroy: (nullable): frees @op_data when the call is over and
+ *   the late result of a timed-out attempt, if any, has come
+ * @idempotency: what @op declares; only %BP_IDEMPOTENCY_IDEMPOTENT and
+ *   %BP_IDEMPOTENCY_KEYED operations are retried
+ * @cancellable: (nullable): usually bp_call_get_cancellable(); cancels the
+ *   call, including a sleep between attempts, and is passed to every
+ *   attempt
+ * @callback: (scope async): called when the call is over, in the
+ *   thread-default main context of the caller (the main context)
  * @user_data: data for @callback
  *
- * Runs @op through the backend's retry policy and circuit breaker and
- * records its latency. Use bp_backend_call_finish() for the result.
+ * Runs @op with the backend's resilience: the retry policy and the circuit
+ * breaker, fused ([method@Bp.Retry.run_with_breaker_async]). Every attempt
+ * is admitted by the breaker ([method@Bp.Backend.get_breaker]) and its
+ * outcome recorded there, classified by
+ * [vfunc@Bp.Backend.classify_error]; the breaker's `timeout-ms` applies to
+ * each attempt. A failed attempt is retried as the `retry.*` keys allow
+ * ([method@Bp.Backend.get_retry]): not if it is fatal, ignored or
+ * cancelled, not for an unsafe operation, within max-attempts and the
+ * deadline, after a jittered backoff (at least the error's retry-after),
+ * and only while the shared retry budget lasts. A breaker rejection is
+ * retried only if its retry-after fits the deadline (`retry.cap-ms`
+ * without one); a forced-open breaker is not retried. The call's latency
+ * and outcome go to Backend.Latency.
+ *
+ * Finish with [method@Bp.Backend.call_finish], which also tells how many
+ * attempts were made, for [method@Bp.Backend.dead_letter_async].
  */
 void
 bp_backend_call_async (BpBackend           *self,
@@ -763,13 +1033,11 @@ bp_backend_call_async (BpBackend           *self,
   data = g_new0 (CallData, 1);
   data->backend = g_object_ref (self);
   data->op = *op;
-  data->op_data = op_data;
-  data->op_data_destroy = op_data_destroy;
   data->started_us = bp_clock_get_time (priv->clock);
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, bp_backend_call_async);
   g_task_set_task_data (task, data, (GDestroyNotify) call_data_free);
-  bp_retry_run_with_breaker_async (priv->retry, priv->breaker, &data->op, data->op_data, NULL,
+  bp_retry_run_with_breaker_async (priv->retry, priv->breaker, op, op_data, op_data_destroy,
                                    idempotency, cancellable, backend_call_done_cb, task);
 }
 
@@ -777,10 +1045,22 @@ bp_backend_call_async (BpBackend           *self,
  * bp_backend_call_finish:
  * @self: a #BpBackend
  * @result: the result
- * @out_result: (out) (optional) (transfer full): the operation's result
+ * @out_result: (out) (optional) (transfer full) (nullable): the
+ *   operation's result, to free with @op's `free_result`; if not
+ *   requested it is freed that way
  * @out_attempts: (out) (optional): attempts made, also on failure (for the
- *   dead-letter queue)
+ *   dead-letter queue); 0 if the call was cancelled before its first
+ *   attempt
  * @error: return location for a #GError
+ *
+ * Finishes a call started with [method@Bp.Backend.call_async].
+ *
+ * On failure @error is the error of the last attempt, unchanged (the
+ * operation's own domain, so classify it or pass it through
+ * [func@Bp.error_normalize]); %BP_ERROR_CIRCUIT_OPEN with a
+ * `(retry-after-ms=N)` when the breaker refused the last attempt;
+ * %BP_ERROR_TIMEOUT when it exceeded the breaker's `timeout-ms`;
+ * %G_IO_ERROR_CANCELLED when @cancellable was cancelled.
  *
  * Returns: %TRUE on success
  */
@@ -835,18 +1115,36 @@ dead_letter_enqueued_cb (GObject      *source,
 /**
  * bp_backend_dead_letter_async:
  * @self: a #BpBackend
- * @operation: what to replay, e.g. `Sql.Execute`
- * @payload: everything the replay needs (floating references are sunk)
- * @idempotency_key: (nullable): deduplicates: the same key is stored once
- * @last_error: why the operation failed; its retry-after, if any, delays the
+ * @operation: what to replay, e.g. `Sql.Execute`; 1 to 256 bytes of UTF-8
+ * @payload: everything the replay needs (floating references are sunk);
+ *   at most the store's max-payload-size bytes serialized
+ * @idempotency_key: deduplicates: one entry per backend and key, so a
+ *   repeated enqueue returns the existing entry; 1 to 1024 bytes of UTF-8
+ *   (%NULL or empty fails with %BP_ERROR_INVALID_ARGUMENT)
+ * @last_error: (nullable): why the operation failed; its message is kept
+ *   as the entry's last error and its retry-after, if any, delays the
  *   first replay
- * @attempts: attempts made so far
- * @cancellable: (nullable): a #GCancellable
- * @callback: called with the entry id
+ * @attempts: attempts made so far, usually from
+ *   [method@Bp.Backend.call_finish]
+ * @cancellable: (nullable): cancels before the write starts; once started,
+ *   the write completes
+ * @callback: (scope async): called on the main context when the entry is
+ *   durable (committed to disk), or on failure
  * @user_data: data for @callback
  *
- * Stores a failed idempotent operation in the daemon's dead-letter queue,
- * from where it is replayed through this backend's replay_async().
+ * Stores a failed idempotent (or keyed) operation in the daemon's
+ * persistent dead-letter queue ([class@Bp.DeadLetters]). The queue
+ * replays it later, after a backoff, through this backend's
+ * [vfunc@Bp.Backend.replay_async], admitted by the breaker and paid for
+ * from the retry budget, until it succeeds or is poisoned after repeated
+ * failures. It survives daemon restarts. Do not dead-letter an operation
+ * that is not safe to apply twice.
+ *
+ * Fails with %BP_ERROR_UNAVAILABLE when the daemon's store is not open (or
+ * the backend has no host), %BP_ERROR_INVALID_ARGUMENT for an empty,
+ * oversized or invalid @operation or @idempotency_key, and
+ * %BP_ERROR_LIMIT_EXCEEDED when the payload is too large or the queue
+ * holds max-entries. Finish with [method@Bp.Backend.dead_letter_finish].
  */
 void
 bp_backend_dead_letter_async (BpBackend           *self,
@@ -887,11 +1185,13 @@ bp_backend_dead_letter_async (BpBackend           *self,
  * bp_backend_dead_letter_finish:
  * @self: a #BpBackend
  * @result: the result
- * @out_id: (out) (optional): the entry id (an existing one when the
- *   idempotency key was already queued)
+ * @out_id: (out) (optional): the entry id, never 0 (an existing one when
+ *   the idempotency key was already queued)
  * @error: return location for a #GError
  *
- * Returns: %TRUE when the operation is stored
+ * Finishes [method@Bp.Backend.dead_letter_async].
+ *
+ * Returns: %TRUE when the operation is stored durably
  */
 gboolean
 bp_backend_dead_letter_finish (BpBackend     *self,
@@ -1008,8 +1308,14 @@ replay_dead_letter (BpDeadLetters *dl,
  * @self: a #BpBackend
  * @dead_letters: the daemon's store
  *
- * Makes @dead_letters replay this backend's entries through it. The daemon
- * calls this when the backend starts.
+ * Makes @dead_letters replay this backend's entries (those whose backend
+ * name is [property@Bp.Backend:name]) through it: each replay is admitted
+ * by the backend's breaker and withdraws from its retry budget, then calls
+ * [vfunc@Bp.Backend.replay_async] once. With the budget empty or the
+ * breaker open, the entry is rescheduled without counting an attempt.
+ * Replaces any handler for the same name and keeps a reference on @self
+ * until detached. The daemon calls this before the backend starts (or
+ * when the store opens); a plugin does not.
  */
 void
 bp_backend_attach_dead_letters (BpBackend     *self,
@@ -1027,7 +1333,9 @@ bp_backend_attach_dead_letters (BpBackend     *self,
  * @self: a #BpBackend
  * @dead_letters: the daemon's store
  *
- * Stops replays into this backend (its entries stay queued).
+ * Stops replays into this backend; its entries stay queued for the next
+ * backend of the same name. Replays in flight complete. The daemon calls
+ * this before it stops the backend.
  */
 void
 bp_backend_detach_dead_letters (BpBackend     *self,
@@ -1042,6 +1350,10 @@ bp_backend_detach_dead_letters (BpBackend     *self,
 /**
  * bp_backend_dup_pool_stats:
  * @self: a #BpBackend
+ *
+ * Gets the pool statistics from [vfunc@Bp.Backend.dup_pool_stats],
+ * usually those of bp_pool_dup_stats(); empty for a backend without a
+ * pool.
  *
  * Returns: (transfer full): the `a{sv}` shown as Backend.Pool
  */
@@ -1105,8 +1417,19 @@ read_common_keys (BpBackend        *self,
  * @section: the backend's group
  * @error: return location for a #GError
  *
- * Reads the keys common to every backend, then the subclass's own, then
- * fails on any key nobody read.
+ * Reads the keys common to every backend (`type`, `enabled`, and the
+ * `breaker.*`, `retry.*` and `pool.*` keys of
+ * [struct@Bp.BackendResilienceConfig] and [struct@Bp.BackendPoolConfig]),
+ * then the subclass's own with [vfunc@Bp.Backend.configure], then fails on
+ * any key nobody read. On success it applies the common keys to the
+ * backend's breaker and retry policy. The daemon calls it once, before
+ * start; tests call it directly.
+ *
+ * Errors are %BP_ERROR_INVALID_ARGUMENT naming the group and the key: a
+ * value out of range or of the wrong type, an inline `password=`,
+ * `api-key=` or `token=` (secrets go in `KEY-file=` or `KEY-env=`),
+ * `pool.min` above `pool.max`, `retry.base-ms` above `retry.cap-ms`, or an
+ * unknown key; the subclass's errors are passed on.
  *
  * Returns: %TRUE on success
  */
@@ -1159,6 +1482,21 @@ bp_backend_configure (BpBackend        *self,
   return TRUE;
 }
 
+/**
+ * bp_backend_start_async:
+ * @self: a #BpBackend
+ * @cancellable: (nullable): cancels the start, e.g. when the backend is
+ *   removed before it has started
+ * @callback: (scope async): called on the main context when the start is
+ *   over
+ * @user_data: data for @callback
+ *
+ * Starts the backend with [vfunc@Bp.Backend.start_async]: connect,
+ * pre-create pools, start background work. It does not change the state;
+ * the daemon sets `ready` or `unavailable` from the outcome. Call it once,
+ * after [method@Bp.Backend.configure]. Finish with
+ * [method@Bp.Backend.start_finish].
+ */
 void
 bp_backend_start_async (BpBackend           *self,
                         GCancellable        *cancellable,
@@ -1169,6 +1507,19 @@ bp_backend_start_async (BpBackend           *self,
   BP_BACKEND_GET_CLASS (self)->start_async (self, cancellable, callback, user_data);
 }
 
+/**
+ * bp_backend_start_finish:
+ * @self: a #BpBackend
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.Backend.start_async] with
+ * [vfunc@Bp.Backend.start_finish].
+ *
+ * Returns: %TRUE if the backend started; %FALSE with @error set (its
+ *   message becomes the StateReason), or %G_IO_ERROR_CANCELLED when it was
+ *   cancelled
+ */
 gboolean
 bp_backend_start_finish (BpBackend     *self,
                          GAsyncResult  *result,
@@ -1178,6 +1529,20 @@ bp_backend_start_finish (BpBackend     *self,
   return BP_BACKEND_GET_CLASS (self)->start_finish (self, result, error);
 }
 
+/**
+ * bp_backend_stop_async:
+ * @self: a #BpBackend
+ * @cancellable: (nullable): a #GCancellable; the daemon passes %NULL, so a
+ *   stop always runs to its end
+ * @callback: (scope async): called on the main context when the backend
+ *   has stopped
+ * @user_data: data for @callback
+ *
+ * Sets the state to `stopping` and stops the backend with
+ * [vfunc@Bp.Backend.stop_async]: cancel in-flight work, roll back, close
+ * pools. Valid whether or not the start succeeded. Finish with
+ * [method@Bp.Backend.stop_finish].
+ */
 void
 bp_backend_stop_async (BpBackend           *self,
                        GCancellable        *cancellable,
@@ -1189,6 +1554,18 @@ bp_backend_stop_async (BpBackend           *self,
   BP_BACKEND_GET_CLASS (self)->stop_async (self, cancellable, callback, user_data);
 }
 
+/**
+ * bp_backend_stop_finish:
+ * @self: a #BpBackend
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.Backend.stop_async] with
+ * [vfunc@Bp.Backend.stop_finish]. The daemon logs a failure and drops the
+ * backend anyway.
+ *
+ * Returns: %TRUE if the backend stopped cleanly
+ */
 gboolean
 bp_backend_stop_finish (BpBackend     *self,
                         GAsyncResult  *result,
@@ -1198,6 +1575,18 @@ bp_backend_stop_finish (BpBackend     *self,
   return BP_BACKEND_GET_CLASS (self)->stop_finish (self, result, error);
 }
 
+/**
+ * bp_backend_check_health_async:
+ * @self: a #BpBackend
+ * @cancellable: (nullable): usually bp_call_get_cancellable(), cancelled
+ *   when the caller leaves the bus
+ * @callback: (scope async): called on the main context with the outcome
+ * @user_data: data for @callback
+ *
+ * Checks with real I/O that the backend works (Backend.CheckHealth), with
+ * [vfunc@Bp.Backend.check_health_async]. It does not change the state.
+ * Finish with [method@Bp.Backend.check_health_finish].
+ */
 void
 bp_backend_check_health_async (BpBackend           *self,
                                GCancellable        *cancellable,
@@ -1212,8 +1601,13 @@ bp_backend_check_health_async (BpBackend           *self,
  * bp_backend_check_health_finish:
  * @self: a #BpBackend
  * @result: the result
- * @detail: (out) (optional) (transfer full): what was checked
+ * @detail: (out) (optional) (transfer full): what was checked, for humans;
+ *   set only when healthy
  * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.Backend.check_health_async] with
+ * [vfunc@Bp.Backend.check_health_finish]. CheckHealth answers
+ * `(healthy, detail)`, with the error message as detail when unhealthy.
  *
  * Returns: %TRUE when healthy; %FALSE with @error set otherwise
  */

@@ -30,6 +30,18 @@ typedef struct _BpBreaker BpBreaker;
  * @BP_BACKEND_STATE_UNAVAILABLE: not serving (start failed, server gone,
  *   breaker open)
  * @BP_BACKEND_STATE_STOPPING: stop_async() is running
+ *
+ * The health of a [class@Bp.Backend], shown on D-Bus as Backend.State
+ * (the names of [func@Bp.BackendState.to_string]) with a human-readable
+ * Backend.StateReason.
+ *
+ * A backend is created `starting`. The daemon sets `ready` when
+ * [vfunc@Bp.Backend.start_async] succeeds and the state is still
+ * `starting`, and `unavailable` with the error message when it fails;
+ * [method@Bp.Backend.stop_async] sets `stopping`. In between, the subclass
+ * moves between `ready`, `degraded` and `unavailable` with
+ * [method@Bp.Backend.set_state] as its server comes and goes; the base
+ * class does not derive the state from the breaker or the pool.
  */
 typedef enum
 {
@@ -48,9 +60,23 @@ const char  *bp_backend_state_to_string   (BpBackendState state);
 
 /**
  * BpBackendPoolConfig:
+ * @min: `pool.min`: connections kept open (default 0, at most 10000 and
+ *   at most @max)
+ * @max: `pool.max`: the most connections at once (default 10, 1–10000)
+ * @acquire_timeout_ms: `pool.acquire-timeout-ms`: how long a call waits
+ *   for a free connection (default 5000, 1 ms to 1 day)
+ * @idle_timeout_ms: `pool.idle-timeout-ms`: idle connections above @min
+ *   are closed after this long; 0 keeps them (default 30000, up to 1 day)
+ * @max_lifetime_ms: `pool.max-lifetime-ms`: connections are retired after
+ *   this long; 0 never (default 1800000, up to 30 days)
+ * @max_uses: `pool.max-uses`: connections are retired after this many
+ *   checkouts; 0 never (default 0, up to %G_MAXUINT32)
  *
- * The `pool.*` keys common to every backend; a backend with a pool applies
- * them to its #BpPool.
+ * The `pool.*` keys common to every backend, read and validated by
+ * [method@Bp.Backend.configure] before the subclass's
+ * [vfunc@Bp.Backend.configure] runs. A backend with a pool applies them to
+ * its #BpPool (the properties of the same names); a backend without one
+ * ignores them. Get them with [method@Bp.Backend.get_pool_config].
  */
 typedef struct
 {
@@ -64,8 +90,35 @@ typedef struct
 
 /**
  * BpBackendResilienceConfig:
+ * @breaker_error_threshold: `breaker.error-threshold`: the failure rate,
+ *   in percent, that opens the breaker (default 50, 1–100)
+ * @breaker_min_volume: `breaker.min-volume`: calls in the window before
+ *   the rate counts (default 10, 1–1000000)
+ * @breaker_open_ms: `breaker.open-ms`: how long the breaker stays open
+ *   before it half-opens; it grows after failed trials, up to the
+ *   breaker's `open-max-ms` (default 30000, 1 ms to 1 day)
+ * @breaker_half_open_permits: `breaker.half-open-permits`: trial calls
+ *   let through while half-open (default 3, 1–1000)
+ * @breaker_timeout_ms: `breaker.timeout-ms`: per-attempt timeout; 0 none
+ *   (default 0, up to 1 day)
+ * @retry_max_attempts: `retry.max-attempts`: attempts per call, the first
+ *   one included (default 3, 1–100)
+ * @retry_base_ms: `retry.base-ms`: the first backoff (default 100, 1 ms
+ *   to 1 day, at most @retry_cap_ms)
+ * @retry_cap_ms: `retry.cap-ms`: the largest backoff (default 10000, 1 ms
+ *   to 1 day)
+ * @retry_jitter: `retry.jitter`: 0 `full`, 1 `equal`, 2 `decorrelated`
+ *   (default `full`); add %BP_JITTER_FULL to get a [enum@Bp.Jitter]
+ * @retry_deadline_ms: `retry.deadline-ms`: no attempt starts later than
+ *   this after the call; 0 none (default 0, up to 1 day)
+ * @retry_multiplier: `retry.multiplier`: backoff growth per retry
+ *   (default 2.0, 1.0–10.0)
  *
- * The `breaker.*` and `retry.*` keys common to every backend.
+ * The `breaker.*` and `retry.*` keys common to every backend, read and
+ * validated by [method@Bp.Backend.configure], which then applies them to
+ * the backend's [class@Bp.Breaker] and [class@Bp.Retry] (the properties
+ * of the same names). Get them with
+ * [method@Bp.Backend.get_resilience_config].
  */
 typedef struct
 {
@@ -89,30 +142,64 @@ G_DECLARE_DERIVABLE_TYPE (BpBackend, bp_backend, BP, BACKEND, GObject)
 
 /**
  * BpBackendClass:
- * @configure: read the type-specific keys of the backend's config group.
- *   Called before start; every key not read is an "unknown key" error.
- * @start_async: connect, pre-create pools, export interfaces. The backend is
- *   exported on the bus when this completes, whatever the outcome: a failed
- *   start leaves it `unavailable` with the reason in StateReason.
+ * @parent_class: the parent class
+ * @configure: read the type-specific keys of the backend's config group
+ *   with the #BpConfigSection getters, and keep the values. Called once,
+ *   before start, after the common `pool.*`, `breaker.*` and `retry.*`
+ *   keys have been read; every key not read is then an "unknown key"
+ *   error. Return %FALSE with a %BP_ERROR_INVALID_ARGUMENT naming the key
+ *   on a bad value. No I/O beyond reading a secret file. The default reads
+ *   nothing.
+ * @start_async: connect, pre-create pools, start background work. The
+ *   object is already exported, in state `starting`; at start-up the
+ *   daemon takes its bus name only once every backend's start has
+ *   completed, whatever the outcome (or `[daemon] start-timeout-ms` has
+ *   passed). A failed start
+ *   leaves the backend exported but `unavailable`, with the error message
+ *   as StateReason; a successful one makes it `ready` unless it set
+ *   another state itself. @cancellable is cancelled when the backend is
+ *   removed before its start completes. The default succeeds at once.
  * @start_finish: finishes @start_async
- * @stop_async: cancel in-flight work, roll back, close pools
+ * @stop_async: cancel in-flight work, roll back, close pools. Called on
+ *   reload (for a removed or changed group) and on shutdown, after the
+ *   backend has been unexported and a pending start cancelled; also when
+ *   start failed. The state is already `stopping`. The default succeeds at
+ *   once.
  * @stop_finish: finishes @stop_async
- * @check_health_async: real I/O proving the backend works
- * @check_health_finish: finishes @check_health_async; returns healthy and a
- *   human-readable @detail
- * @dup_pool_stats: the `a{sv}` shown as Backend.Pool (empty when no pool)
- * @replay_async: re-runs a dead-lettered operation (its @operation name and
- *   @payload as the backend wrote them with bp_backend_dead_letter_async());
- *   called through the backend's breaker and retry budget
+ * @check_health_async: real I/O proving the backend works, for
+ *   Backend.CheckHealth; honour @cancellable, which is cancelled when the
+ *   caller leaves. The default does no I/O: it reports healthy, with the
+ *   state's name as detail, whatever the state.
+ * @check_health_finish: finishes @check_health_async; returns %TRUE and a
+ *   human-readable @detail when healthy, %FALSE with an error otherwise
+ * @dup_pool_stats: return a new, non-floating `a{sv}`, shown as
+ *   Backend.Pool, usually bp_pool_dup_stats(). The default returns an
+ *   empty dictionary.
+ * @classify_error: map a native error to a [enum@Bp.FailureKind]
+ *   (e.g. SQLSTATE 40001 retryable, 23505 ignore); the backend's breaker
+ *   and retry use it for every attempt. Must be cheap and must not block.
+ *   The default is bp_failure_kind_from_error().
+ * @replay_async: re-run a dead-lettered operation: its @operation name,
+ *   @payload and @idempotency_key as the backend passed them to
+ *   bp_backend_dead_letter_async(). Called by the dead-letter queue through
+ *   the backend's breaker (once, not retried; the retry budget pays for it).
+ *   Apply it at most once per key. The default fails with %BP_ERROR_FAILED.
  * @replay_finish: finishes @replay_async
- * @classify_error: maps a native error to retryable / fatal / ambiguous /
- *   ignore (e.g. SQLSTATE 40001 retryable, 23505 ignore); used by the
- *   backend's breaker and retry. The default is bp_failure_kind_from_error().
  *
- * Subclasses implement these. All are called on the main context. The
- * default @start_finish / @stop_finish propagate a #GTask boolean and the
- * default @check_health_finish a #GTask string (the detail), so a subclass
- * whose async functions complete a #GTask that way need not override them.
+ * The virtual functions of [class@Bp.Backend]. A subclass overrides
+ * @start_async / @start_finish and @stop_async / @stop_finish, usually
+ * @configure, @check_health_async / @check_health_finish and, with a pool,
+ * @dup_pool_stats; @classify_error to teach the breaker and the retry its
+ * native errors; @replay_async / @replay_finish if it dead-letters.
+ *
+ * All are called on the main context, and their callbacks must be invoked
+ * there, from the main loop (not from within the call), as #GTask does.
+ * The default @start_finish, @stop_finish and @replay_finish propagate a
+ * #GTask boolean and the default @check_health_finish a #GTask string (the
+ * detail), so a subclass whose async functions complete a #GTask that way
+ * need not override them. Error messages reach D-Bus clients (as
+ * StateReason, CheckHealth's detail, a dead letter's last error), so they
+ * must not contain secrets.
  */
 struct _BpBackendClass
 {

@@ -37,6 +37,7 @@ void     bp_breaker_call_admitted_async (BpBreaker              *self,
                                          guint                   timeout_ms,
                                          const BpOperation      *op,
                                          gpointer                op_data,
+                                         GObject                *keep_alive,
                                          GCancellable           *cancellable,
                                          GAsyncReadyCallback     callback,
                                          gpointer                user_data);

@@ -591,7 +591,8 @@ bp_breaker_class_init (BpBreakerClass *klass)
   /**
    * BpBreaker:name:
    *
-   * A name for debug output and stats, usually the backend's.
+   * A name for debug output, error messages and stats, usually the
+   * backend's. Construct-only; %NULL gives `breaker`.
    */
   properties[PROP_NAME] =
     g_param_spec_string ("name", NULL, NULL, "breaker",
@@ -610,7 +611,8 @@ bp_breaker_class_init (BpBreakerClass *klass)
   /**
    * BpBreaker:mode:
    *
-   * The operating mode; see [enum@Bp.BreakerMode].
+   * The operating mode; see [enum@Bp.BreakerMode] and
+   * [method@Bp.Breaker.set_mode]. Notified only when it changes.
    */
   properties[PROP_MODE] =
     g_param_spec_enum ("mode", NULL, NULL,
@@ -632,69 +634,80 @@ bp_breaker_class_init (BpBreakerClass *klass)
    * BpBreaker:error-threshold-percent:
    *
    * The failure rate, in percent of the calls in the window, that opens the
-   * breaker. Rejected calls and ignored errors are in neither the numerator
-   * nor the denominator.
+   * breaker (1 to 100, default 50). Timeouts are failures. Rejected calls
+   * and ignored errors are in neither the numerator nor the denominator.
    */
   /**
    * BpBreaker:min-volume:
    *
    * The number of recorded calls the window must hold before the rates are
-   * evaluated.
+   * evaluated (default 10), so that one failure out of one call does not
+   * open the breaker.
    */
   /**
    * BpBreaker:window-ms:
    *
-   * The length of the rolling window. Changing it clears the window.
+   * The length of the rolling window, in milliseconds (10 ms to 24 h,
+   * default 10 s). Changing it clears the window.
    */
   /**
    * BpBreaker:n-buckets:
    *
-   * How many buckets the window is split into (at most 60); outcomes expire
-   * a bucket at a time.
+   * How many buckets the window is split into (1 to 60, default 10);
+   * outcomes expire a bucket at a time. Changing it clears the window.
    */
   /**
    * BpBreaker:slow-call-ms:
    *
-   * A call taking at least this long is slow; 0 disables slow-call
-   * detection. In HALF_OPEN a slow probe counts as a failed probe.
+   * A call taking at least this long, in milliseconds, is slow, whatever
+   * its outcome (ignored outcomes aside); 0 (the default) disables
+   * slow-call detection. In HALF_OPEN a slow probe counts as a failed probe.
    */
   /**
    * BpBreaker:slow-call-percent:
    *
    * The slow-call rate, in percent of the calls in the window, that opens
-   * the breaker.
+   * the breaker (1 to 100, default 100). Used only with
+   * #BpBreaker:slow-call-ms set.
    */
   /**
    * BpBreaker:open-ms:
    *
-   * How long the breaker stays OPEN the first time.
+   * How long the breaker stays OPEN the first time, in milliseconds
+   * (default 30 s).
    */
   /**
    * BpBreaker:open-max-ms:
    *
-   * The cap of the open duration, which doubles on each failed half-open
-   * trial and returns to #BpBreaker:open-ms on close.
+   * The cap of the open duration, in milliseconds (default 300 s), which
+   * doubles on each failed half-open trial and returns to
+   * #BpBreaker:open-ms on close. A cap below #BpBreaker:open-ms counts as
+   * #BpBreaker:open-ms.
    */
   /**
    * BpBreaker:half-open-permits:
    *
-   * How many probe calls HALF_OPEN admits; all of them must succeed to close
-   * the breaker, and the first failure reopens it. Extra calls are rejected
-   * without reaching the backend.
+   * How many probe calls HALF_OPEN admits (1 to 1000, default 3); all of
+   * them must succeed to close the breaker, and the first failure reopens
+   * it. Extra calls are rejected without reaching the backend.
    */
   /**
    * BpBreaker:half-open-max-wait-ms:
    *
-   * The hung-probe guard: if HALF_OPEN has not decided after this long, the
-   * next call reopens the breaker (as a failed trial) instead of waiting for
-   * a probe that may never complete. 0 disables the guard.
+   * The hung-probe guard, in milliseconds (default 60 s): if HALF_OPEN has
+   * not decided after this long, the next call reopens the breaker (as a
+   * failed trial) instead of waiting for a probe that may never complete.
+   * 0 disables the guard.
    */
   /**
    * BpBreaker:timeout-ms:
    *
-   * The per-call timeout of bp_breaker_call_async(); 0 for none. A timed-out
-   * call is a failure and a timeout; its operation's cancellable is
-   * cancelled and its late result is discarded.
+   * The per-call timeout of [method@Bp.Breaker.call_async] and
+   * [method@Bp.Retry.run_with_breaker_async], in milliseconds; 0 (the
+   * default) for none. A timed-out call completes with %BP_ERROR_TIMEOUT
+   * and is recorded as a failure and a timeout; its operation's cancellable
+   * is cancelled and its late result is discarded. It does not apply to
+   * permits from [method@Bp.Breaker.try_acquire].
    */
   for (guint i = 0; i < G_N_ELEMENTS (uint_props); i++)
     properties[FIRST_UINT_PROP + i] =
@@ -712,7 +725,11 @@ bp_breaker_class_init (BpBreakerClass *klass)
    * Emitted exactly once per transition, after the breaker's lock is
    * released, in the thread whose call caused the transition. Lazy
    * transitions (OPEN to HALF_OPEN, the hung-probe guard) happen on the next
-   * call. The daemon logs one line per emission.
+   * call. One function call may cause two transitions
+   * ([method@Bp.Breaker.force_open] on a forced-open breaker: OPEN to
+   * CLOSED, then CLOSED to OPEN); they are emitted in order. A re-entry
+   * into the same state (such as [method@Bp.Breaker.force_open] on an open
+   * breaker) is not emitted. The daemon logs one line per emission.
    */
   signals[STATE_CHANGED] =
     g_signal_new ("state-changed",
@@ -754,13 +771,90 @@ bp_breaker_init (BpBreaker *self)
  * slow-call thresholds, an open duration that grows on each failed half-open
  * trial, bounded half-open probes with a hung-probe guard, a per-call
  * timeout, fallbacks, outcomes tagged with the state they were admitted in,
- * #BpBreaker::state-changed on every transition, and stats.
+ * [signal@Bp.Breaker::state-changed] on every transition, and stats.
  *
- * Use [method@Bp.Breaker.call_async] around a [struct@Bp.Operation], or
- * [method@Bp.Breaker.try_acquire] and [func@Bp.breaker_permit_release]
- * around calls you manage yourself.
+ * Create one with [ctor@Bp.Breaker.new] and configure it through its
+ * properties. A backend's own breaker, configured from the `breaker.*` keys
+ * of its group, is used by [method@Bp.Backend.call_async].
  *
- * Thread-safe.
+ * ## State machine
+ *
+ * In %BP_BREAKER_MODE_NORMAL:
+ *
+ * - **CLOSED → OPEN**: after an outcome is recorded, when the rolling window
+ *   ([property@Bp.Breaker:window-ms], in [property@Bp.Breaker:n-buckets]
+ *   buckets) holds at least [property@Bp.Breaker:min-volume] calls and the
+ *   failure rate reaches [property@Bp.Breaker:error-threshold-percent], or
+ *   the slow-call rate reaches [property@Bp.Breaker:slow-call-percent]
+ *   (with [property@Bp.Breaker:slow-call-ms] set). Whether "reaches" means
+ *   ≥ or > is [property@Bp.Breaker:threshold-inclusive]. Only outcomes of
+ *   calls admitted while CLOSED count: successes, failures and timeouts;
+ *   ignored outcomes and rejections do not.
+ * - **OPEN**: every call is rejected at once with %BP_ERROR_CIRCUIT_OPEN
+ *   carrying the time left as its retry-after
+ *   ([func@Bp.error_get_retry_after]). The first call after the open
+ *   duration ([property@Bp.Breaker:open-ms] at first) turns the breaker
+ *   HALF_OPEN; this is lazy, no timer runs.
+ * - **HALF_OPEN → CLOSED**: up to [property@Bp.Breaker:half-open-permits]
+ *   probe calls are admitted and the others rejected; when that many
+ *   probes have succeeded, the breaker closes with an empty window and the
+ *   open duration back to [property@Bp.Breaker:open-ms].
+ * - **HALF_OPEN → OPEN**: the first probe that fails, times out or is slow
+ *   reopens the breaker, for twice the previous open duration, at most
+ *   [property@Bp.Breaker:open-max-ms]. So does the next call once HALF_OPEN
+ *   has lasted [property@Bp.Breaker:half-open-max-wait-ms] without a
+ *   decision (the hung-probe guard). A probe whose outcome is ignored gives
+ *   its slot back.
+ *
+ * Every transition increments a generation number. A call remembers the
+ * generation it was admitted in; an outcome whose generation is no longer
+ * current is *stale*: it is counted in the totals but never changes the
+ * state, the window or the half-open probe slots, so a late success cannot
+ * close a breaker that has reopened meanwhile.
+ *
+ * The other modes: %BP_BREAKER_MODE_DISABLED lets everything through and
+ * records nothing, %BP_BREAKER_MODE_FORCED_OPEN rejects everything without
+ * a retry-after, and %BP_BREAKER_MODE_METRICS_ONLY records outcomes but
+ * emits [signal@Bp.Breaker::would-open] instead of opening.
+ * [method@Bp.Breaker.force_open] opens a NORMAL breaker for one open
+ * duration; [method@Bp.Breaker.reset] returns to a fresh CLOSED state. The
+ * state that must survive a restart is saved with
+ * [method@Bp.Breaker.export_state] and restored with
+ * [method@Bp.Breaker.import_state].
+ *
+ * ## Calling through a breaker
+ *
+ * Use [method@Bp.Breaker.call_async] around a [struct@Bp.Operation]: it
+ * admits the call, applies [property@Bp.Breaker:timeout-ms], records the
+ * outcome with the breaker's classifier
+ * ([method@Bp.Breaker.set_classify_func]) and can fall back to a degraded
+ * result ([callback@Bp.FallbackFunc]).
+ * [method@Bp.Retry.run_with_breaker_async] does the same for every attempt
+ * of a retried operation.
+ *
+ * In C, calls you manage yourself take a permit with
+ * [method@Bp.Breaker.try_acquire] and release it exactly once:
+ *
+ * ```c
+ * g_autoptr(GError) error = NULL;
+ * BpBreakerPermit *permit = bp_breaker_try_acquire (breaker, &error);
+ * gboolean ok;
+ *
+ * if (permit == NULL)
+ *   return fail_fast (error);   // BP_ERROR_CIRCUIT_OPEN, with retry-after
+ *
+ * ok = do_the_call (conn, &error);
+ * bp_breaker_permit_release_error (permit, ok ? NULL : error);
+ * ```
+ *
+ * ## Threads
+ *
+ * Thread-safe: the state is protected by a mutex and every function may be
+ * called from any thread. Signals and property notifications are emitted
+ * after the mutex is released, in the thread whose call caused them, once
+ * per transition. [method@Bp.Breaker.call_async] completes in its caller's
+ * thread-default main context; its per-call timeout is the only timer a
+ * breaker ever arms, and it is destroyed when the call completes.
  */
 
 /**
@@ -771,7 +865,8 @@ bp_breaker_init (BpBreaker *self)
  * Creates a breaker with the defaults: threshold 50 % (inclusive), minimum
  * volume 10, window 10 s in 10 buckets, open 30 s growing to at most 300 s,
  * 3 half-open probes, hung-probe guard 60 s, no slow-call detection, no
- * timeout. Configure it with properties.
+ * timeout, mode NORMAL, the default classifier. Configure it with
+ * properties. It starts CLOSED.
  *
  * Returns: (transfer full): a new #BpBreaker
  */
@@ -788,7 +883,9 @@ bp_breaker_new (const char *name,
  * bp_breaker_get_name:
  * @self: a #BpBreaker
  *
- * Returns: (transfer none): the name
+ * Gets the name given at construction ([property@Bp.Breaker:name]).
+ *
+ * Returns: (transfer none): the name, owned by @self
  */
 const char *
 bp_breaker_get_name (BpBreaker *self)
@@ -801,7 +898,10 @@ bp_breaker_get_name (BpBreaker *self)
  * bp_breaker_get_clock:
  * @self: a #BpBreaker
  *
- * Returns: (transfer none): the clock
+ * Gets the clock windows, open durations, latencies and timeouts are
+ * measured on ([property@Bp.Breaker:clock]).
+ *
+ * Returns: (transfer none): the clock, owned by @self
  */
 BpClock *
 bp_breaker_get_clock (BpBreaker *self)
@@ -837,6 +937,8 @@ bp_breaker_get_state (BpBreaker *self)
  * bp_breaker_get_mode:
  * @self: a #BpBreaker
  *
+ * Gets the operating mode ([property@Bp.Breaker:mode]). Thread-safe.
+ *
  * Returns: the mode
  */
 BpBreakerMode
@@ -860,8 +962,9 @@ bp_breaker_get_mode (BpBreaker *self)
  * Switches the mode. A change starts afresh: the window is cleared, the open
  * duration reset, and the state becomes OPEN for
  * %BP_BREAKER_MODE_FORCED_OPEN and CLOSED for the others (with a
- * #BpBreaker::state-changed if it differs). Outcomes of calls admitted
- * before are stale.
+ * [signal@Bp.Breaker::state-changed] if it differs), and
+ * [property@Bp.Breaker:mode] is notified. Outcomes of calls admitted
+ * before are stale. Setting the current mode does nothing.
  */
 void
 bp_breaker_set_mode (BpBreaker     *self,
@@ -886,14 +989,18 @@ bp_breaker_set_mode (BpBreaker     *self,
  * bp_breaker_set_classify_func:
  * @self: a #BpBreaker
  * @func: (nullable) (scope notified): the classifier, %NULL for
- *   [func@Bp.failure_kind_from_error]
+ *   [func@Bp.FailureKind.from_error]
  * @user_data: data for @func
  * @destroy: (nullable): frees @user_data
  *
- * Sets how errors of bp_breaker_call_async() and
- * bp_breaker_permit_release_error() are judged. Set it before the first
- * call; @func must be thread-safe if the breaker is used from several
- * threads.
+ * Sets how errors of [method@Bp.Breaker.call_async],
+ * [method@Bp.Retry.run_with_breaker_async] and
+ * [method@Bp.BreakerPermit.release_error] are judged: %BP_FAILURE_IGNORE
+ * is an ignored outcome, every other kind a failure (a timeout error a
+ * timeout). Set it before the first call: the old @user_data is destroyed
+ * at once, even if a call is using it. @func is called without the
+ * breaker's lock held, in the thread that reports the outcome, and must be
+ * thread-safe if the breaker is used from several threads.
  */
 void
 bp_breaker_set_classify_func (BpBreaker      *self,
@@ -923,6 +1030,11 @@ bp_breaker_set_classify_func (BpBreaker      *self,
  * @self: a #BpBreaker
  * @error: an error
  *
+ * Classifies @error with the breaker's classifier
+ * ([method@Bp.Breaker.set_classify_func]), or with
+ * [func@Bp.FailureKind.from_error] when none is set. Useful to apply
+ * the same judgement outside the breaker. Thread-safe; records nothing.
+ *
  * Returns: how the breaker judges @error
  */
 BpFailureKind
@@ -948,7 +1060,9 @@ bp_breaker_classify (BpBreaker    *self,
  * @self: a #BpBreaker
  *
  * Returns to mode NORMAL and state CLOSED with an empty window, the base
- * open duration and zeroed totals (the D-Bus `ResetBreaker`).
+ * open duration and zeroed totals (the D-Bus `ResetBreaker`). Emits
+ * [signal@Bp.Breaker::state-changed] if the state changes. Outcomes of
+ * calls admitted before are stale.
  */
 void
 bp_breaker_reset (BpBreaker *self)
@@ -973,10 +1087,11 @@ bp_breaker_reset (BpBreaker *self)
  * bp_breaker_force_open:
  * @self: a #BpBreaker
  *
- * Opens the breaker now in mode NORMAL, as if the threshold had been
- * crossed: it rejects calls for the current open duration and then
- * half-opens as usual. (To isolate a backend until told otherwise, set
- * %BP_BREAKER_MODE_FORCED_OPEN instead.)
+ * Opens the breaker now in mode NORMAL (switching to that mode first if
+ * needed), as if the threshold had been crossed: it rejects calls for the
+ * current open duration and then half-opens as usual. On an open breaker it
+ * restarts the open duration. (To isolate a backend until told otherwise,
+ * set %BP_BREAKER_MODE_FORCED_OPEN instead.)
  */
 void
 bp_breaker_force_open (BpBreaker *self)
@@ -1104,7 +1219,7 @@ bp_breaker_admit_into (BpBreaker        *self,
 }
 
 /**
- * bp_breaker_try_acquire:
+ * bp_breaker_try_acquire: (skip)
  * @self: a #BpBreaker
  * @error: return location for a %BP_ERROR_CIRCUIT_OPEN error carrying
  *   `retry-after-ms` (except in %BP_BREAKER_MODE_FORCED_OPEN)
@@ -1113,7 +1228,14 @@ bp_breaker_admit_into (BpBreaker        *self,
  * breaker whose open duration has passed becomes HALF_OPEN and admits up to
  * #BpBreaker:half-open-permits probes, and a HALF_OPEN breaker older than
  * #BpBreaker:half-open-max-wait-ms reopens. Rejections are counted as
- * `rejected`, never as failures.
+ * `rejected`, never as failures. The retry-after of a rejection is the time
+ * left in OPEN, or in HALF_OPEN the time until the hung-probe guard.
+ *
+ * The permit does not arm #BpBreaker:timeout-ms: timing the call is up to
+ * the caller. Thread-safe.
+ *
+ * Not introspectable (a permit is a plain struct released exactly once);
+ * language bindings use [method@Bp.Breaker.call_async].
  *
  * Returns: (transfer full) (nullable): a permit to release exactly once, or
  *   %NULL with @error set
@@ -1274,7 +1396,11 @@ bp_breaker_record (BpBreaker             *self,
  * measured on the breaker's clock from admission. An outcome from an older
  * generation (the breaker changed state meanwhile) is counted in the totals
  * and as `stale`, and changes nothing else: it neither closes nor reopens
- * the breaker, nor takes or frees a half-open probe slot.
+ * the breaker, nor takes or frees a half-open probe slot. A permit admitted
+ * in %BP_BREAKER_MODE_DISABLED records nothing.
+ *
+ * May be called from any thread; a transition it causes is signalled in
+ * that thread.
  */
 void
 bp_breaker_permit_release (BpBreakerPermit  *permit,
@@ -1293,11 +1419,12 @@ bp_breaker_permit_release (BpBreakerPermit  *permit,
  * @permit: (transfer full): a permit from bp_breaker_try_acquire()
  * @error: (nullable): the call's error, %NULL for success
  *
- * Like bp_breaker_permit_release() with the outcome derived from @error by
- * the breaker's classifier: %BP_FAILURE_IGNORE gives
+ * Like [method@Bp.BreakerPermit.release] with the outcome derived from
+ * @error by the breaker's classifier: no error gives
+ * %BP_BREAKER_OUTCOME_SUCCESS, %BP_FAILURE_IGNORE gives
  * %BP_BREAKER_OUTCOME_IGNORED, a timeout error (%BP_ERROR_TIMEOUT,
  * `G_IO_ERROR_TIMED_OUT`) %BP_BREAKER_OUTCOME_TIMEOUT, any other kind
- * %BP_BREAKER_OUTCOME_FAILURE.
+ * %BP_BREAKER_OUTCOME_FAILURE. The classifier runs in the calling thread.
  */
 void
 bp_breaker_permit_release_error (BpBreakerPermit *permit,
@@ -1325,6 +1452,8 @@ typedef struct
   guint            timeout_ms;
   gboolean         completed;         /* the task has been returned */
   gboolean         degraded;
+  GObject         *keep_alive;        /* (owned) (nullable): what owns op_data,
+                                       * held until the late result came */
 } CallData;
 
 static void
@@ -1354,6 +1483,7 @@ call_data_free (gpointer p)
   g_clear_object (&data->caller_cancellable);
   if (data->op_data_destroy != NULL)
     data->op_data_destroy (data->op_data);
+  g_clear_object (&data->keep_alive);
   g_free (data);
 }
 
@@ -1483,8 +1613,8 @@ call_start (GTask *task)
  * @op_data: (nullable): passed to @op's functions and to @fallback; it lives
  *   until the operation has completed, even after a timeout
  * @op_data_destroy: (nullable): frees @op_data
- * @fallback: (nullable): produces a degraded result on rejection, timeout or
- *   failure
+ * @fallback: (nullable) (scope async): produces a degraded result on
+ *   rejection, timeout or failure
  * @cancellable: (nullable): cancels the call; with a timeout the operation
  *   gets a child cancellable that is also cancelled on timeout
  * @callback: called exactly once, in the thread-default main context of the
@@ -1495,7 +1625,14 @@ call_start (GTask *task)
  * %BP_ERROR_CIRCUIT_OPEN and never starts @op), the per-call timeout
  * (#BpBreaker:timeout-ms), outcome recording with the breaker's classifier,
  * and @fallback. A timed-out call completes with %BP_ERROR_TIMEOUT at the
- * deadline; the operation's late result is finished and freed when it comes.
+ * deadline; the operation's late result is finished and freed when it
+ * comes, and @op_data is destroyed only after that.
+ *
+ * @op is started before this function returns (when admitted), with
+ * @cancellable or, with a timeout, a child of it. @callback is called
+ * exactly once, never from within this function; finish with
+ * [method@Bp.Breaker.call_finish]. There is no retry: use
+ * [method@Bp.Retry.run_with_breaker_async] for that.
  */
 void
 bp_breaker_call_async (BpBreaker           *self,
@@ -1538,6 +1675,7 @@ bp_breaker_call_admitted_async (BpBreaker              *self,
                                 guint                   timeout_ms,
                                 const BpOperation      *op,
                                 gpointer                op_data,
+                                GObject                *keep_alive,
                                 GCancellable           *cancellable,
                                 GAsyncReadyCallback     callback,
                                 gpointer                user_data)
@@ -1550,6 +1688,7 @@ bp_breaker_call_admitted_async (BpBreaker              *self,
   data->permit = *permit;
   data->holds_permit = TRUE;
   data->timeout_ms = timeout_ms;
+  data->keep_alive = keep_alive != NULL ? g_object_ref (keep_alive) : NULL;
   call_start (task);
 }
 
@@ -1630,6 +1769,10 @@ call_timeout_cb (gpointer user_data)
  * @error: return location for a #GError: %BP_ERROR_CIRCUIT_OPEN (with
  *   retry-after), %BP_ERROR_TIMEOUT, the operation's error, or one of these
  *   chained with the fallback's error
+ *
+ * Finishes a call started with [method@Bp.Breaker.call_async]. If the
+ * call's #GCancellable was cancelled, it fails with `G_IO_ERROR_CANCELLED`
+ * whatever the operation did (a result is then freed).
  *
  * Returns: %TRUE on success (possibly degraded)
  */
@@ -1829,8 +1972,12 @@ lookup_mode (const char    *nick,
  *
  * Restores an exported state: the mode, and an OPEN breaker with the time it
  * had left, minus the wall-clock time since the export (a restart's
- * downtime counts), and its grown open duration. Emits
- * #BpBreaker::state-changed if the state changes. The window starts empty.
+ * downtime counts), and its grown open duration (clamped between
+ * #BpBreaker:open-ms and #BpBreaker:open-max-ms). An exported OPEN state is
+ * restored only in mode NORMAL; otherwise the state follows the mode. Emits
+ * [signal@Bp.Breaker::state-changed] if the state changes and notifies
+ * [property@Bp.Breaker:mode] if the mode does. The window starts empty;
+ * the totals are kept. Outcomes of calls admitted before are stale.
  *
  * Returns: %TRUE on success; on error nothing changes
  */

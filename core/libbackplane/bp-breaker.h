@@ -24,7 +24,9 @@ G_BEGIN_DECLS
  * @BP_BREAKER_HALF_OPEN: a bounded number of probe calls pass; the others are
  *   rejected; the probes decide between CLOSED and OPEN
  *
- * The state of a [class@Bp.Breaker].
+ * The state of a [class@Bp.Breaker]; see its description for the
+ * transitions. Its nick (`closed`, `open`, `half-open`) is the `state` of
+ * [method@Bp.Breaker.dup_stats].
  */
 typedef enum
 {
@@ -45,8 +47,12 @@ typedef enum
  *   opening (the state reads CLOSED)
  *
  * Operating modes of a [class@Bp.Breaker] (resilience4j's DISABLED,
- * FORCED_OPEN and METRICS_ONLY states). Changing the mode starts afresh:
- * window cleared, open duration reset.
+ * FORCED_OPEN and METRICS_ONLY states), set with
+ * [method@Bp.Breaker.set_mode] or [property@Bp.Breaker:mode]. Changing the
+ * mode starts afresh: window cleared, open duration reset, and outcomes of
+ * calls admitted before are stale. Its nick (`normal`, `disabled`,
+ * `forced-open`, `metrics-only`) is the `mode` of
+ * [method@Bp.Breaker.dup_stats].
  */
 typedef enum
 {
@@ -67,7 +73,9 @@ typedef enum
  *   client error, a local concurrency-limit rejection); a half-open probe
  *   slot it held is given back
  *
- * What a caller reports when releasing a [struct@Bp.BreakerPermit].
+ * What a caller reports when releasing a [struct@Bp.BreakerPermit] with
+ * [method@Bp.BreakerPermit.release].
+ * [method@Bp.BreakerPermit.release_error] derives it from an error.
  */
 typedef enum
 {
@@ -93,9 +101,17 @@ GType bp_breaker_outcome_get_type (void) G_GNUC_CONST;
  *
  * An admission to call the protected backend, from
  * [method@Bp.Breaker.try_acquire]. It remembers the generation of the
- * breaker state it was admitted in, so a late outcome never changes a newer
- * state. Release it exactly once with [func@Bp.breaker_permit_release] or
- * [func@Bp.breaker_permit_release_error]; it is freed then.
+ * breaker state it was admitted in and the admission time (for the
+ * latency and slow-call detection), so a late outcome never changes a newer
+ * state. Release it exactly once, from any thread, with
+ * [method@Bp.BreakerPermit.release] or
+ * [method@Bp.BreakerPermit.release_error]; it is freed then. A permit that
+ * is never released holds a half-open probe slot until the hung-probe guard
+ * ([property@Bp.Breaker:half-open-max-wait-ms]) reopens the breaker.
+ *
+ * An opaque C-only structure: it holds a reference on its breaker, and has
+ * no type of its own for language bindings, which use
+ * [method@Bp.Breaker.call_async] instead.
  */
 typedef struct _BpBreakerPermit BpBreakerPermit;
 
@@ -108,12 +124,20 @@ typedef struct _BpBreakerPermit BpBreakerPermit;
  *   with the operation's `free_result` if nobody takes it
  * @fallback_error: return location for the fallback's own error
  *
- * Produces a degraded result (a cached value, an empty list) when a call is
- * rejected, times out or fails. Not called for %BP_FAILURE_IGNORE errors nor
- * for cancellation. Called in the caller's thread-default main context; it
- * must not block.
+ * Produces a degraded result (a cached value, an empty list) for
+ * [method@Bp.Breaker.call_async] when a call is rejected, times out or
+ * fails. Not called for errors the breaker classifies %BP_FAILURE_IGNORE
+ * (with the default classifier, that includes cancellation). Called in the
+ * caller's thread-default main context (from within
+ * [method@Bp.Breaker.call_async] for a rejection); it must not block. A
+ * degraded result completes the call successfully, with `out_degraded` set
+ * by [method@Bp.Breaker.call_finish]; the outcome recorded by the breaker is
+ * still the failure. Each call of the fallback is counted as `fallbacks` in
+ * [method@Bp.Breaker.dup_stats].
  *
- * Returns: %TRUE with @out_result set, or %FALSE with @fallback_error set
+ * Returns: %TRUE with @out_result set, or %FALSE with @fallback_error set; the
+ *   call then fails with the original error's domain and code, its message
+ *   followed by the fallback's
  */
 typedef gboolean (*BpFallbackFunc) (gpointer       op_data,
                                     const GError  *error,

@@ -22,6 +22,30 @@
 void _bp_host_call_begin (BpHost *self, GDBusMethodInvocation *invocation);
 void _bp_host_call_end (BpHost *self);
 
+/**
+ * BpCall:
+ *
+ * One D-Bus method call in flight, answered exactly once.
+ *
+ * A method handler wraps its #GDBusMethodInvocation in a call with
+ * [ctor@Bp.Call.new] and passes [method@Bp.Call.get_cancellable] down to
+ * the backend work. That cancellable fires when the caller leaves the bus
+ * (an owner watch of the [class@Bp.Host]) or when the daemon's shutdown
+ * grace period ends ([method@Bp.Host.shutdown]); the work should then stop,
+ * and its reply is skipped when nobody is left to read it.
+ *
+ * The first of [method@Bp.Call.return_value], [method@Bp.Call.return_error]
+ * and [method@Bp.Call.return_new_error] answers the call; a later one is a
+ * programming error, logged as critical and dropped. A call released
+ * without an answer replies `org.backplane.Backplane1.Error.Failed`, so no
+ * client ever waits for the D-Bus timeout. File descriptors passed with
+ * the call are taken with [method@Bp.Call.steal_fd]; those never taken are
+ * closed with the call.
+ *
+ * The host counts every unanswered call ([property@Bp.Host:n-calls]),
+ * which lets the daemon drain on shutdown. Main context only: create,
+ * answer and release a call on the host's main context.
+ */
 struct _BpCall
 {
   GObject                parent_instance;
@@ -119,13 +143,21 @@ shutdown_cb (GCancellable *shutdown,
 
 /**
  * bp_call_new:
- * @host: the #BpHost
+ * @host: the #BpHost, which counts the call and watches its sender
  * @invocation: (transfer full): the incoming call, as a method handler
  *   receives it
  *
- * Takes over the handler's reference to @invocation: the call answers it.
+ * Starts tracking a method call. The call takes over the handler's
+ * reference to @invocation and answers it: do not unref or complete
+ * @invocation yourself (a gdbus-codegen handler returns
+ * %G_DBUS_METHOD_INVOCATION_HANDLED). When the sender is a unique bus name
+ * the host watches it, so that the call's cancellable fires when the
+ * sender leaves; create the call in the method handler itself, before
+ * returning to the main loop, so that a caller that leaves at once is
+ * noticed. During shutdown the cancellable starts cancelled.
  *
- * Returns: (transfer full): a tracked call
+ * Returns: (transfer full): a tracked call; releasing the last reference
+ *   before an answer replies `org.backplane.Backplane1.Error.Failed`
  */
 BpCall *
 bp_call_new (BpHost                *host,
@@ -155,7 +187,12 @@ bp_call_new (BpHost                *host,
  * bp_call_get_cancellable:
  * @self: a #BpCall
  *
- * Returns: (transfer none): fires when the caller vanishes or on shutdown
+ * Returns the cancellable for the backend work done for this call. It is
+ * cancelled on the host's main context when the caller leaves the bus or
+ * when the host shuts down ([method@Bp.Host.shutdown]); answering the call
+ * does not cancel it.
+ *
+ * Returns: (transfer none): the call's cancellable
  */
 GCancellable *
 bp_call_get_cancellable (BpCall *self)
@@ -164,6 +201,16 @@ bp_call_get_cancellable (BpCall *self)
   return self->cancellable;
 }
 
+/**
+ * bp_call_get_sender:
+ * @self: a #BpCall
+ *
+ * Returns the caller's bus name, e.g. to key per-client state or for
+ * [method@Bp.Host.make_client_path]. It stays valid after the answer.
+ *
+ * Returns: (transfer none): the unique bus name of the caller, or an empty
+ *   string when the message had no sender (a peer-to-peer connection)
+ */
 const char *
 bp_call_get_sender (BpCall *self)
 {
@@ -175,6 +222,9 @@ bp_call_get_sender (BpCall *self)
  * bp_call_get_invocation:
  * @self: a #BpCall
  *
+ * Returns the invocation, to read its message, parameters or flags. Do not
+ * complete it directly: answer through the call.
+ *
  * Returns: (transfer none) (nullable): the invocation, %NULL once answered
  */
 GDBusMethodInvocation *
@@ -184,6 +234,16 @@ bp_call_get_invocation (BpCall *self)
   return self->invocation;
 }
 
+/**
+ * bp_call_is_answered:
+ * @self: a #BpCall
+ *
+ * Tells whether one of the bp_call_return_*() functions ran. A call whose
+ * caller left is not answered until then, although its reply will be
+ * skipped.
+ *
+ * Returns: %TRUE once the call has been answered
+ */
 gboolean
 bp_call_is_answered (BpCall *self)
 {
@@ -194,11 +254,18 @@ bp_call_is_answered (BpCall *self)
 /**
  * bp_call_steal_fd:
  * @self: a #BpCall
- * @handle: a `h` value from the call's parameters
+ * @handle: (nullable): a `h` value from the call's parameters
  * @error: return location for a #GError
  *
- * Returns: a new fd the caller owns (close it), or -1 with
- *   `InvalidArgument` when the handle does not name a passed fd
+ * Takes a file descriptor passed with the call (e.g. the output fd of a
+ * `…ToFd` method, for [ctor@Bp.FrameWriter.new]). The first use takes every
+ * fd out of the message at once, so that the message holds no copy that
+ * would keep a pipe open; each fd can then be taken once. Fds never taken
+ * are closed when the call is finalized. Take them before answering.
+ *
+ * Returns: a file descriptor that the caller owns and must close, or -1
+ *   with %BP_ERROR_INVALID_ARGUMENT when @handle is not a handle, names no
+ *   fd passed with the call or one already taken, or the call was answered
  */
 int
 bp_call_steal_fd (BpCall    *self,
@@ -239,9 +306,13 @@ bp_call_steal_fd (BpCall    *self,
 /**
  * bp_call_return_value:
  * @self: a #BpCall
- * @parameters: (nullable): the reply tuple; floating references are sunk
+ * @parameters: (nullable): the reply tuple, %NULL for `()`; a floating
+ *   reference is sunk, otherwise the caller keeps its reference
  *
- * Answers the call. Does nothing (but sink @parameters) if already answered.
+ * Answers the call with @parameters and ends its tracking: the host's call
+ * count drops and the sender is no longer watched. The reply is skipped
+ * when the caller has already left. Answering twice is a programming
+ * error: it is logged as critical and dropped (@parameters is still sunk).
  */
 void
 bp_call_return_value (BpCall   *self,
@@ -264,7 +335,15 @@ bp_call_return_value (BpCall   *self,
 /**
  * bp_call_return_error:
  * @self: a #BpCall
- * @error: the error, mapped to a Backplane D-Bus error name
+ * @error: the error, of any domain; not consumed
+ *
+ * Answers the call with @error and ends its tracking, as
+ * [method@Bp.Call.return_value] does. @error is mapped by
+ * [func@Bp.error_normalize] to a registered
+ * `org.backplane.Backplane1.Error.*` name (see
+ * [func@Bp.invocation_return_error]); the message is sent unchanged, so it
+ * must not contain secrets. The reply is skipped when the caller has
+ * already left; answering twice is logged as critical and dropped.
  */
 void
 bp_call_return_error (BpCall       *self,
@@ -283,6 +362,17 @@ bp_call_return_error (BpCall       *self,
   bp_call_finish (self);
 }
 
+/**
+ * bp_call_return_new_error:
+ * @self: a #BpCall
+ * @code: the error code, of the [error@Bp.Error] domain
+ * @format: the message, a printf()-style format
+ * @...: arguments for @format
+ *
+ * Answers the call with a new %BP_ERROR error, like
+ * [method@Bp.Call.return_error]. The message reaches the client as is:
+ * keep secrets out of it.
+ */
 void
 bp_call_return_new_error (BpCall     *self,
                           int         code,

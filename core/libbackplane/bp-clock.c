@@ -15,6 +15,28 @@
 
 #include "bp-clock.h"
 
+/**
+ * BpClock:
+ *
+ * Monotonic time, timeout sources and seeded random numbers, replaceable
+ * by a manual clock for deterministic tests.
+ *
+ * Every time-based helper of libbackplane (retry sleeps, breaker windows,
+ * pool timeouts, dead-letter schedules) reads the time, arms timers and
+ * draws jitter through a clock, and so should backends, with the clock of
+ * [method@Bp.Host.get_clock].
+ *
+ * The default clock ([func@Bp.Clock.get_default]) is
+ * g_get_monotonic_time() with a randomly seeded RNG. A manual clock
+ * ([ctor@Bp.Clock.new_manual]) starts at a given time with a given seed and
+ * moves only when a test calls [method@Bp.Clock.advance]; its timeout
+ * sources ([method@Bp.Clock.timeout_source_new],
+ * [method@Bp.Clock.timeout_add]) become ready exactly then. Tests are thus
+ * deterministic and never sleep, and [method@Bp.Clock.get_n_pending] tells
+ * whether a timer is left armed.
+ *
+ * All functions may be called from any thread.
+ */
 struct _BpClock
 {
   GObject     parent_instance;
@@ -65,6 +87,9 @@ bp_clock_init (BpClock *self)
 /**
  * bp_clock_get_default:
  *
+ * Returns the process-wide real clock: g_get_monotonic_time() and an RNG
+ * seeded from the system. It is created on first use and never freed.
+ *
  * Returns: (transfer none): the process-wide real clock
  */
 BpClock *
@@ -85,7 +110,11 @@ bp_clock_get_default (void)
  * @start_us: the initial time, in microseconds
  * @seed: the RNG seed; the same seed gives the same sequence
  *
- * Returns: (transfer full): a clock that moves only through bp_clock_advance()
+ * Creates a clock for tests: its time moves only through
+ * [method@Bp.Clock.advance], its timeout sources fire only then, and its
+ * random numbers repeat for the same @seed.
+ *
+ * Returns: (transfer full): a new manual clock
  */
 BpClock *
 bp_clock_new_manual (gint64  start_us,
@@ -99,6 +128,14 @@ bp_clock_new_manual (gint64  start_us,
   return self;
 }
 
+/**
+ * bp_clock_is_manual:
+ * @self: a #BpClock
+ *
+ * Tells whether @self was made with [ctor@Bp.Clock.new_manual].
+ *
+ * Returns: %TRUE for a manual clock, %FALSE for a real one
+ */
 gboolean
 bp_clock_is_manual (BpClock *self)
 {
@@ -109,6 +146,10 @@ bp_clock_is_manual (BpClock *self)
 /**
  * bp_clock_get_time:
  * @self: a #BpClock
+ *
+ * Reads the clock: g_get_monotonic_time() for a real clock; the start time
+ * plus every advance so far for a manual one. Compare it only with other
+ * readings of the same clock.
  *
  * Returns: the monotonic time in microseconds
  */
@@ -134,7 +175,8 @@ bp_clock_get_time (BpClock *self)
  *
  * Moves a manual clock forward and wakes every main context that has one of
  * its timeout sources attached; sources that are now due dispatch on the next
- * iteration of their context.
+ * iteration of their context (a test runs g_main_context_iteration()).
+ * Calling it on a real clock is a programming error.
  */
 void
 bp_clock_advance (BpClock *self,
@@ -164,6 +206,15 @@ bp_clock_advance (BpClock *self,
     g_main_context_wakeup (g_ptr_array_index (contexts, i));
 }
 
+/**
+ * bp_clock_set_seed:
+ * @self: a #BpClock
+ * @seed: the new RNG seed
+ *
+ * Reseeds the clock's random number generator, so that the numbers drawn
+ * afterwards repeat for the same @seed. This also works on the default
+ * clock, which the whole process shares.
+ */
 void
 bp_clock_set_seed (BpClock *self,
                    guint32  seed)
@@ -178,6 +229,8 @@ bp_clock_set_seed (BpClock *self,
 /**
  * bp_clock_random_double:
  * @self: a #BpClock
+ *
+ * Draws the next number from the clock's RNG (one #GRand, behind a lock).
  *
  * Returns: a uniformly distributed number in [0, 1)
  */
@@ -198,7 +251,11 @@ bp_clock_random_double (BpClock *self)
  * bp_clock_random_range:
  * @self: a #BpClock
  * @begin: lower bound, inclusive
- * @end: upper bound, inclusive
+ * @end: upper bound, inclusive; any span is fine, even one wider than
+ *   %G_MAXINT64
+ *
+ * Draws a random integer, such as a jittered delay, from the clock's RNG.
+ * When @end is not above @begin, returns @begin without drawing.
  *
  * Returns: a uniformly distributed integer in [@begin, @end]
  */
@@ -208,15 +265,22 @@ bp_clock_random_range (BpClock *self,
                        gint64   end)
 {
   double r;
+  double offset;
+  guint64 span;
 
   g_return_val_if_fail (BP_IS_CLOCK (self), begin);
 
   if (end <= begin)
     return begin;
   r = bp_clock_random_double (self);
-  /* The product stays within [0, end-begin] in double precision for every
-   * span a delay can have; clamp against rounding at the top. */
-  return MIN (end, begin + (gint64) (r * ((double) (end - begin) + 1.0)));
+  /* The span is computed unsigned: end - begin can exceed G_MAXINT64. The
+   * product stays within [0, span] up to double rounding; clamp against it
+   * at the top. */
+  span = (guint64) end - (guint64) begin;
+  offset = r * ((double) span + 1.0);
+  if (offset >= (double) span)
+    return end;
+  return (gint64) ((guint64) begin + (guint64) offset);
 }
 
 static gboolean
@@ -289,8 +353,12 @@ static GSourceFuncs bp_clock_real_source_funcs = {
  * @delay_us: delay in microseconds from now (negative counts as 0)
  *
  * Creates a #GSource that becomes ready once the clock has advanced by
- * @delay_us. If its callback returns %G_SOURCE_CONTINUE it re-arms with the
- * same delay.
+ * @delay_us, counted from this call. If its callback returns
+ * %G_SOURCE_CONTINUE it re-arms with the same delay, counted from the end
+ * of the callback. On a real clock it is a ready-time source, as cheap as
+ * g_timeout_source_new(); on a manual clock it fires only after
+ * [method@Bp.Clock.advance]. The source keeps a reference to @self; set a
+ * callback and attach it to the context it should run in.
  *
  * Returns: (transfer full): a new unattached #GSource
  */
@@ -324,15 +392,19 @@ bp_clock_timeout_source_new (BpClock *self,
 /**
  * bp_clock_timeout_add:
  * @self: a #BpClock
- * @delay_us: delay in microseconds
- * @func: the callback
+ * @delay_us: delay in microseconds (negative counts as 0)
+ * @func: (scope notified): the callback; returning %G_SOURCE_CONTINUE runs
+ *   it again after the same delay
  * @user_data: data for @func
  * @notify: (nullable): destroys @user_data
  *
- * Like g_timeout_add_full() at default priority, attached to the
- * thread-default main context, but on this clock.
+ * Like g_timeout_add_full() at default priority, but on this clock (see
+ * [method@Bp.Clock.timeout_source_new]) and attached to the calling
+ * thread's thread-default main context, where @func runs.
  *
- * Returns: the source id
+ * Returns: the source id within that context. g_source_remove() only finds
+ *   ids of the global default context; elsewhere destroy the source found
+ *   with g_main_context_find_source_by_id().
  */
 guint
 bp_clock_timeout_add (BpClock        *self,
@@ -355,8 +427,11 @@ bp_clock_timeout_add (BpClock        *self,
  * bp_clock_get_n_pending:
  * @self: a #BpClock
  *
- * Returns: the number of timeout sources of this clock that are alive (for
- *   tests that assert nothing is left armed)
+ * Counts the timeout sources of this clock that exist and are not
+ * destroyed, attached or not. Tests assert that it drops back to 0, i.e.
+ * that nothing is left armed.
+ *
+ * Returns: the number of live timeout sources of this clock
  */
 guint
 bp_clock_get_n_pending (BpClock *self)

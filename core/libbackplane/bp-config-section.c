@@ -19,6 +19,29 @@
 #include "bp-config-section.h"
 #include "bp-error.h"
 
+/**
+ * BpConfigSection:
+ *
+ * Typed, validated access to one group of `backplane.conf`, e.g.
+ * `[backend main]`. The daemon creates one per backend and passes it to
+ * [method@Bp.Backend.configure], which hands it to the subclass's
+ * [vfunc@Bp.Backend.configure].
+ *
+ * Every read marks its key as known, whether or not the key is set;
+ * [method@Bp.ConfigSection.check_unused] then reports the first key that
+ * nobody asked for, so a typo in the file is an error naming the key
+ * instead of a silently ignored setting. Read every key your backend
+ * supports, even those you only need in some modes.
+ *
+ * The typed getters validate the value and its range; their errors are
+ * %BP_ERROR_INVALID_ARGUMENT with a message that starts with `[GROUP]`
+ * and names the key and the bad value. Values have surrounding white
+ * space removed. Secrets are read with
+ * [method@Bp.ConfigSection.get_secret] only.
+ *
+ * Not thread-safe; it is used on the main context while the configuration
+ * is (re)loaded.
+ */
 struct _BpConfigSection
 {
   GObject     parent_instance;
@@ -56,8 +79,11 @@ bp_config_section_init (BpConfigSection *self)
 
 /**
  * bp_config_section_new:
- * @key_file: the parsed configuration
+ * @key_file: the parsed configuration; a reference is kept
  * @group: the group name, e.g. `backend main`
+ *
+ * Creates a reader for @group of @key_file. The group need not exist: a
+ * missing group reads as a group without keys.
  *
  * Returns: (transfer full): a new section reader
  */
@@ -76,6 +102,15 @@ bp_config_section_new (GKeyFile   *key_file,
   return self;
 }
 
+/**
+ * bp_config_section_get_group:
+ * @self: a #BpConfigSection
+ *
+ * Gets the name of the group this section reads, as used in error
+ * messages (`[backend main]` shows as `backend main`).
+ *
+ * Returns: (transfer none): the group name
+ */
 const char *
 bp_config_section_get_group (BpConfigSection *self)
 {
@@ -96,7 +131,10 @@ mark (BpConfigSection *self,
  * @self: a #BpConfigSection
  * @key: a key name
  *
- * Returns: whether @key is set; marks it as known
+ * Checks whether @key is set in the group, and marks it as known, so use
+ * it also to accept a key you read in some other way.
+ *
+ * Returns: %TRUE if @key is set (even to an empty value)
  */
 gboolean
 bp_config_section_has_key (BpConfigSection *self,
@@ -114,8 +152,12 @@ bp_config_section_has_key (BpConfigSection *self,
  * @key: a key name
  * @default_value: (nullable): returned when the key is absent
  *
+ * Reads @key as a string, with the #GKeyFile escapes (`\n`, `\s`, …)
+ * decoded, and marks it as known. A key set to an empty value gives an
+ * empty string, not @default_value.
+ *
  * Returns: (transfer full) (nullable): the value with surrounding white space
- *   removed, or a copy of @default_value
+ *   removed, or a copy of @default_value (%NULL if that is %NULL)
  */
 char *
 bp_config_section_get_string (BpConfigSection *self,
@@ -138,9 +180,11 @@ bp_config_section_get_string (BpConfigSection *self,
  * @self: a #BpConfigSection
  * @key: a key name
  *
- * Reads a `;`-separated list; empty elements are dropped.
+ * Reads a `;`-separated list and marks @key as known. Elements have
+ * surrounding white space removed; empty elements are dropped.
  *
- * Returns: (transfer full): the list, empty when the key is absent
+ * Returns: (transfer full) (array zero-terminated=1): the list, empty (not
+ *   %NULL) when the key is absent
  */
 char **
 bp_config_section_get_strv (BpConfigSection *self,
@@ -162,6 +206,21 @@ bp_config_section_get_strv (BpConfigSection *self,
   return g_strv_builder_end (builder);
 }
 
+/**
+ * bp_config_section_get_boolean:
+ * @self: a #BpConfigSection
+ * @key: a key name
+ * @default_value: used when the key is absent
+ * @out_value: (out): the value
+ * @error: return location for a #GError
+ *
+ * Reads @key as a boolean and marks it as known. Accepted are `true`,
+ * `yes` and `1`, and `false`, `no` and `0`, the words in any case.
+ * Anything else fails with %BP_ERROR_INVALID_ARGUMENT, leaving @out_value
+ * untouched.
+ *
+ * Returns: %TRUE on success
+ */
 gboolean
 bp_config_section_get_boolean (BpConfigSection  *self,
                                const char       *key,
@@ -205,6 +264,12 @@ bp_config_section_get_boolean (BpConfigSection  *self,
  * @max_value: largest accepted value
  * @out_value: (out): the value
  * @error: return location for a #GError
+ *
+ * Reads @key as a decimal whole number (no sign, no fraction, no unit)
+ * and marks it as known. A value that is not a number or lies outside
+ * [@min_value, @max_value] fails with %BP_ERROR_INVALID_ARGUMENT, leaving
+ * @out_value untouched; the message gives the accepted range. The default
+ * is not checked against the range.
  *
  * Returns: %TRUE on success
  */
@@ -250,8 +315,10 @@ bp_config_section_get_uint (BpConfigSection  *self,
  * @out_value: (out): the value
  * @error: return location for a #GError
  *
- * Reads a decimal number in the C locale (`1.5`, never `1,5`); `nan`, `inf`
- * and trailing text are refused.
+ * Reads a decimal number in the C locale (`1.5`, never `1,5`) and marks
+ * @key as known; `nan`, `inf`, trailing text and values outside
+ * [@min_value, @max_value] fail with %BP_ERROR_INVALID_ARGUMENT, leaving
+ * @out_value untouched. The default is not checked against the range.
  *
  * Returns: %TRUE on success
  */
@@ -299,6 +366,11 @@ bp_config_section_get_double (BpConfigSection  *self,
  * @out_index: (out): index of the chosen value
  * @error: return location for a #GError
  *
+ * Reads @key as one of @choices and marks it as known. The comparison is
+ * exact (case-sensitive). Any other value fails with
+ * %BP_ERROR_INVALID_ARGUMENT listing the choices, leaving @out_index
+ * untouched.
+ *
  * Returns: %TRUE on success
  */
 gboolean
@@ -336,15 +408,21 @@ bp_config_section_get_choice (BpConfigSection     *self,
 /**
  * bp_config_section_get_secret:
  * @self: a #BpConfigSection
- * @prefix: `password` or `api-key`
+ * @prefix: the key prefix, e.g. `password`, `api-key` or `token`
  * @out_secret: (out) (transfer full) (nullable): the secret, %NULL when none
  *   is configured
  * @error: return location for a #GError
  *
- * Reads a secret from `PREFIX-file=` (first line of the file, which must not
- * be readable by others) or `PREFIX-env=` (an environment variable). An
- * inline `PREFIX=` is refused: secrets never live in the config file. Error
- * messages name the key and the file or variable, never the secret.
+ * Reads a secret from `PREFIX-file=` (the first line of the file, without
+ * its line end; the file must have no permission bits for others) or
+ * `PREFIX-env=` (an environment variable of the daemon), and marks
+ * `PREFIX`, `PREFIX-file` and `PREFIX-env` as known. An inline `PREFIX=` is
+ * refused: secrets never live in the config file. Error messages name the
+ * key and the file or variable, never the secret.
+ *
+ * Errors are %BP_ERROR_INVALID_ARGUMENT (inline secret, both keys set, a
+ * file that cannot be read, an unset variable) and
+ * %BP_ERROR_PERMISSION_DENIED (a file accessible to others).
  *
  * This reads a small local file; it is called while (re)loading the
  * configuration, before a backend starts, never from a main-loop callback
@@ -438,7 +516,13 @@ bp_config_section_get_secret (BpConfigSection  *self,
  * @self: a #BpConfigSection
  * @error: return location for a #GError
  *
- * Returns: %FALSE with an error naming the first key in the group that no
+ * Checks that every key of the group was read (or passed to
+ * [method@Bp.ConfigSection.has_key]). [method@Bp.Backend.configure] calls
+ * it after the subclass's [vfunc@Bp.Backend.configure], so a backend
+ * never needs to.
+ *
+ * Returns: %TRUE if every key is known; %FALSE with a
+ *   %BP_ERROR_INVALID_ARGUMENT naming the first key, in file order, that no
  *   reader asked for
  */
 gboolean

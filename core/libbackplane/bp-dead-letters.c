@@ -410,6 +410,124 @@ handler_unref (Handler *handler)
  * per-backend handlers at a bounded rate, deleted on success and poisoned
  * after #BpDeadLetters:poison-after failed replays. Mirrors the
  * `org.backplane.Backplane1.DeadLetters` D-Bus interface.
+ *
+ * A dead letter is an idempotent (or keyed) operation that still failed
+ * after its retries, or was refused while the backend's breaker was open:
+ * its backend, operation name, payload (a #GVariant), idempotency key,
+ * attempts, last error and the time of its next attempt.
+ *
+ * ## The store
+ *
+ * Open it with [func@Bp.DeadLetters.open_async]. All entries live in one
+ * SQLite database file in WAL mode (created with mode 0600, its directory
+ * with 0700), with a schema version that is checked and migrated on open.
+ * Every write is one transaction committed with `synchronous=FULL` before
+ * its caller hears about it, so an entry whose enqueue completed survives
+ * kill -9 and power loss. All SQLite work runs on one dedicated worker
+ * thread, one operation at a time in submission order
+ * ([method@Bp.DeadLetters.flush_async] is a barrier); an fsync never stalls
+ * the main loop. At most 4096 operations may wait; more fail with
+ * %BP_ERROR_LIMIT_EXCEEDED. [property@Bp.DeadLetters:max-entries] and
+ * [property@Bp.DeadLetters:max-payload-size] bound the store.
+ *
+ * ## Deduplication
+ *
+ * An entry is unique per (backend, idempotency key):
+ * [method@Bp.DeadLetters.enqueue_async] of a key the backend already has
+ * writes nothing and returns the existing entry's id (`out_added` is
+ * %FALSE, and [signal@Bp.DeadLetters::added] is not emitted), whatever
+ * state that entry is in. A caller that retries its enqueue after a crash
+ * or a lost answer therefore never creates a duplicate.
+ *
+ * ## Replay and poisoning
+ *
+ * [method@Bp.DeadLetters.set_handler] registers a replay function
+ * ([callback@Bp.DeadLetterReplayFunc]) per backend; a backend without one
+ * keeps its entries waiting. A scheduler replays the entries of backends
+ * with a handler as they fall due, oldest due first, at most
+ * [property@Bp.DeadLetters:max-in-flight] at once per backend and at most
+ * [property@Bp.DeadLetters:max-replays-per-second] started per second over
+ * all backends (bursts of one second's worth). It runs on one
+ * [class@Bp.Clock] timer, armed for the earliest moment something can
+ * happen.
+ *
+ * - A new entry is due after [property@Bp.DeadLetters:replay-base-ms]
+ *   (with jitter: half to all of it), never before its last error's
+ *   retry-after nor the `not_before_us` given to enqueue.
+ * - A successful replay deletes the entry and emits
+ *   [signal@Bp.DeadLetters::resolved].
+ * - A failed replay increments the entry's `attempts` and `replays`,
+ *   records the error's message as `last-error`, and makes the entry due
+ *   again after `base·2^(replays-1)`, capped at
+ *   [property@Bp.DeadLetters:replay-cap-ms] (with the same jitter) and
+ *   never before the error's retry-after.
+ * - After [property@Bp.DeadLetters:poison-after] failed replays the entry
+ *   is *poisoned*: it is kept, but the scheduler no longer replays it, and
+ *   [signal@Bp.DeadLetters::poisoned] is emitted. An operator can still
+ *   replay it with [method@Bp.DeadLetters.replay_async] (on success it is
+ *   deleted; on failure it stays poisoned), delete it, or purge the
+ *   backend.
+ * - A %BP_ERROR_CIRCUIT_OPEN from the handler is not an attempt: the entry
+ *   is only rescheduled, at the error's retry-after or after the base
+ *   delay. A cancellation is not an attempt either, and changes nothing.
+ *
+ * [method@Bp.DeadLetters.replay_all_async] makes the non-poisoned entries
+ * of a backend due now, for the scheduler to replay at its usual rate.
+ *
+ * Times in the database (`created-at`, `next-attempt`) are Unix time in
+ * µs; with a manual [class@Bp.Clock] they are the clock's time shifted to
+ * Unix time at open, so tests control them
+ * ([method@Bp.DeadLetters.get_now_unix]).
+ *
+ * ## Threads
+ *
+ * The store belongs to the thread-default main context that was current
+ * when [func@Bp.DeadLetters.open_async] was called. Call its methods from
+ * there only; all callbacks, handler calls, signals and property
+ * notifications run there. [property@Bp.DeadLetters:count] and
+ * [property@Bp.DeadLetters:poisoned-count] are updated (and notified)
+ * after each completed operation.
+ *
+ * ## Example
+ *
+ * ```c
+ * static void
+ * replayed_cb (GObject      *source,
+ *              GAsyncResult *result,
+ *              gpointer      user_data)
+ * {
+ *   g_autoptr(GTask) task = user_data;
+ *   GError *error = NULL;
+ *
+ *   if (my_backend_replay_finish (MY_BACKEND (source), result, &error))
+ *     g_task_return_boolean (task, TRUE);
+ *   else
+ *     g_task_return_error (task, error);
+ * }
+ *
+ * static void
+ * replay (BpDeadLetters *dead_letters,
+ *         const char    *backend,
+ *         const char    *operation,
+ *         GVariant      *payload,
+ *         const char    *idempotency_key,
+ *         GCancellable  *cancellable,
+ *         GTask         *task,
+ *         gpointer       user_data)
+ * {
+ *   // through the backend's breaker and retry budget
+ *   my_backend_replay_async (user_data, operation, payload,
+ *                            idempotency_key, cancellable,
+ *                            replayed_cb, task);
+ * }
+ *
+ * bp_dead_letters_set_handler (dead_letters, "pg", replay, backend, NULL);
+ *
+ * // After a keyed call failed for good:
+ * bp_dead_letters_enqueue_async (dead_letters, "pg", "Sql.Query", params,
+ *                                key, error, attempts, 0, NULL,
+ *                                enqueued_cb, NULL);
+ * ```
  */
 struct _BpDeadLetters
 {
@@ -491,7 +609,8 @@ static void bp_dead_letters_maybe_finish_close (BpDeadLetters *self);
  *
  * The store's notion of now, the time base of next-attempt and
  * created-at: Unix time in µs, or the manual clock's time shifted to Unix
- * time when the store runs on a manual #BpClock.
+ * time when the store runs on a manual #BpClock. Use it to compute the
+ * `not_before_us` of [method@Bp.DeadLetters.enqueue_async].
  *
  * Returns: now, in Unix µs
  */
@@ -772,10 +891,17 @@ open_job_done (Job          *job,
  * @user_data: data for @callback
  *
  * Opens (or creates) the store on its worker thread: WAL journal,
- * synchronous=FULL, a 5 s busy timeout, schema version checked and migrated.
+ * synchronous=FULL, a 5 s busy timeout (another process may hold the write
+ * lock for a moment), schema version checked and migrated.
  * The calling thread's thread-default main context becomes the store's
  * context: all later calls must come from there, and all signals and
- * handler calls happen there.
+ * handler calls happen there. @callback is called there too; finish with
+ * [func@Bp.DeadLetters.open_finish].
+ *
+ * The configuration properties have their defaults when the store opens;
+ * set them on the opened store. If @cancellable is cancelled while the
+ * database is being opened, the open fails with `G_IO_ERROR_CANCELLED` and
+ * the database is closed again.
  */
 void
 bp_dead_letters_open_async (const char          *path,
@@ -806,6 +932,14 @@ bp_dead_letters_open_async (const char          *path,
  * bp_dead_letters_open_finish:
  * @result: the #GAsyncResult
  * @error: return location for a #GError
+ *
+ * Finishes [func@Bp.DeadLetters.open_async]. Errors: a `G_IO_ERROR` when
+ * the directory or the file cannot be created or opened;
+ * %BP_ERROR_PERMISSION_DENIED (read-only or forbidden),
+ * %BP_ERROR_UNAVAILABLE (locked or busy beyond the busy timeout, cannot
+ * open), %BP_ERROR_LIMIT_EXCEEDED (disk full) or %BP_ERROR_FAILED (a
+ * database this build cannot use: not WAL-capable, a newer schema, corrupt)
+ * from SQLite; `G_IO_ERROR_CANCELLED`.
  *
  * Returns: (transfer full): the open store, or %NULL with @error set
  */
@@ -1034,15 +1168,25 @@ truncate_message (const char *message)
  * @not_before_us: earliest next attempt, in Unix µs
  *   (bp_dead_letters_get_now_unix() base), or 0
  * @cancellable: (nullable): cancels before the write starts; once started
- *   the write completes
+ *   the write completes (but the finish still reports
+ *   `G_IO_ERROR_CANCELLED`; enqueueing again with the same key is safe)
  * @callback: (scope async): called when the entry is durable
  * @user_data: data for @callback
  *
  * Adds an entry, due after the base replay delay (with jitter), never
  * before @last_error's retry-after nor @not_before_us. If the backend
  * already has an entry with this key, nothing is written and its id is
- * returned. Fails with %BP_ERROR_LIMIT_EXCEEDED when max-entries are
- * stored, %BP_ERROR_INVALID_ARGUMENT for empty or oversized names.
+ * returned (whether that entry is due, in flight or poisoned). Its
+ * last-error is truncated to 4096 bytes.
+ *
+ * Fails with %BP_ERROR_LIMIT_EXCEEDED when max-entries are stored or the
+ * payload is larger than max-payload-size, %BP_ERROR_INVALID_ARGUMENT for
+ * an empty, oversized (@backend and @operation over 256 bytes,
+ * @idempotency_key over 1024) or non-UTF-8 name, %BP_ERROR_UNAVAILABLE
+ * once the store is closing, or with a SQLite error as for
+ * [func@Bp.DeadLetters.open_finish]. On success emits
+ * [signal@Bp.DeadLetters::added] (for a new entry) before @callback runs,
+ * and the scheduler picks the entry up when it falls due.
  */
 void
 bp_dead_letters_enqueue_async (BpDeadLetters       *self,
@@ -1121,6 +1265,9 @@ bp_dead_letters_enqueue_async (BpDeadLetters       *self,
  * @out_added: (out) (optional): %TRUE if a new entry was written, %FALSE
  *   if one with the same key existed
  * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.DeadLetters.enqueue_async]. On success the entry is
+ * on disk.
  *
  * Returns: the entry's id (never 0), or 0 with @error set
  */
@@ -1283,7 +1430,11 @@ parse_filter (GVariant    *filter,
  * @callback: (scope async): called with the page
  * @user_data: data for @callback
  *
- * Lists entries in id order, the shape of DeadLetters.List in API.md.
+ * Lists entries in id order (that is, oldest first), the shape of
+ * DeadLetters.List in API.md: a page of @limit entries after skipping
+ * @offset. @filter may be floating. Fails with %BP_ERROR_INVALID_ARGUMENT
+ * for a @limit over 1000 or a bad @filter, %BP_ERROR_UNAVAILABLE once the
+ * store is closing. Finish with [method@Bp.DeadLetters.list_finish].
  */
 void
 bp_dead_letters_list_async (BpDeadLetters       *self,
@@ -1338,6 +1489,9 @@ bp_dead_letters_list_async (BpDeadLetters       *self,
  * @self: a #BpDeadLetters
  * @result: the #GAsyncResult
  * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.DeadLetters.list_async]. The page is empty past the
+ * last entry.
  *
  * Returns: (transfer full): `a(tsssuxs)`: id, backend, operation,
  *   idempotency key, attempts, next attempt (Unix µs), last error; %NULL
@@ -1452,7 +1606,9 @@ get_job_done (Job          *base,
  * @callback: (scope async): called with the entry
  * @user_data: data for @callback
  *
- * Reads one entry; %BP_ERROR_NOT_FOUND if there is none.
+ * Reads one entry, payload included; fails with %BP_ERROR_NOT_FOUND if
+ * there is none, %BP_ERROR_UNAVAILABLE once the store is closing. Finish
+ * with [method@Bp.DeadLetters.get_finish].
  */
 void
 bp_dead_letters_get_async (BpDeadLetters       *self,
@@ -1483,6 +1639,8 @@ bp_dead_letters_get_async (BpDeadLetters       *self,
  * @self: a #BpDeadLetters
  * @result: the #GAsyncResult
  * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.DeadLetters.get_async].
  *
  * Returns: (transfer full): an `a{sv}` with `id` t, `backend` s,
  *   `operation` s, `idempotency-key` s, `attempts` u, `replays` u (failed
@@ -1679,7 +1837,9 @@ bp_dead_letters_count_finish (BpDeadLetters  *self,
  * @user_data: data for @callback
  *
  * Deletes one entry, poisoned or not; %BP_ERROR_NOT_FOUND if there is none.
- * A replay of it in flight still completes, but finds nothing to update.
+ * A replay of it in flight still completes, but finds nothing to update
+ * (and emits no [signal@Bp.DeadLetters::resolved]). Finish with
+ * [method@Bp.DeadLetters.delete_finish].
  */
 void
 bp_dead_letters_delete_async (BpDeadLetters       *self,
@@ -1699,7 +1859,10 @@ bp_dead_letters_delete_async (BpDeadLetters       *self,
  * @result: the #GAsyncResult
  * @error: return location for a #GError
  *
- * Returns: %TRUE if the entry was deleted
+ * Finishes [method@Bp.DeadLetters.delete_async].
+ *
+ * Returns: %TRUE if the entry was deleted; %FALSE with @error set
+ *   (%BP_ERROR_NOT_FOUND if there was no such entry)
  */
 gboolean
 bp_dead_letters_delete_finish (BpDeadLetters  *self,
@@ -1717,7 +1880,10 @@ bp_dead_letters_delete_finish (BpDeadLetters  *self,
  * @callback: (scope async): called when done
  * @user_data: data for @callback
  *
- * Deletes every entry of @backend (poisoned ones too).
+ * Deletes every entry of @backend, or of every backend (poisoned ones
+ * too). Replays in flight complete but find nothing to update. Fails with
+ * %BP_ERROR_INVALID_ARGUMENT for a name over 256 bytes or not UTF-8.
+ * Finish with [method@Bp.DeadLetters.purge_finish].
  */
 void
 bp_dead_letters_purge_async (BpDeadLetters       *self,
@@ -1737,6 +1903,8 @@ bp_dead_letters_purge_async (BpDeadLetters       *self,
  * @result: the #GAsyncResult
  * @out_count: (out) (optional): how many entries were deleted
  * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.DeadLetters.purge_async].
  *
  * Returns: %TRUE on success
  */
@@ -1763,10 +1931,12 @@ bp_dead_letters_purge_finish (BpDeadLetters  *self,
  * @callback: (scope async): called once the entries are rescheduled
  * @user_data: data for @callback
  *
- * Makes every non-poisoned entry of @backend due now. They are then
- * replayed by the scheduler, through the handler, rate-limited as usual.
- * Poisoned entries stay put; replay them one by one with
- * bp_dead_letters_replay_async().
+ * Makes every non-poisoned entry of @backend (or of every backend) due
+ * now. They are then replayed by the scheduler, through the handler,
+ * rate-limited as usual; entries of a backend without a handler stay
+ * waiting. Poisoned entries stay put; replay them one by one with
+ * [method@Bp.DeadLetters.replay_async]. Finish with
+ * [method@Bp.DeadLetters.replay_all_finish].
  */
 void
 bp_dead_letters_replay_all_async (BpDeadLetters       *self,
@@ -1787,6 +1957,9 @@ bp_dead_letters_replay_all_async (BpDeadLetters       *self,
  * @result: the #GAsyncResult
  * @out_count: (out) (optional): how many entries were scheduled
  * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.DeadLetters.replay_all_async]. It completes once the
+ * entries are rescheduled, not once they are replayed.
  *
  * Returns: %TRUE on success
  */
@@ -1815,6 +1988,8 @@ bp_dead_letters_replay_all_finish (BpDeadLetters  *self,
  *
  * A barrier: operations run one at a time in submission order, so this
  * completes after all earlier ones. Useful in tests and before shutdown.
+ * Replays in flight are not waited for. Finish with
+ * [method@Bp.DeadLetters.flush_finish].
  */
 void
 bp_dead_letters_flush_async (BpDeadLetters       *self,
@@ -1832,6 +2007,11 @@ bp_dead_letters_flush_async (BpDeadLetters       *self,
  * @self: a #BpDeadLetters
  * @result: the #GAsyncResult
  * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.DeadLetters.flush_async]. It fails only with
+ * %BP_ERROR_UNAVAILABLE (the store is closing),
+ * %BP_ERROR_LIMIT_EXCEEDED (too many operations queued) or
+ * `G_IO_ERROR_CANCELLED`.
  *
  * Returns: %TRUE on success
  */
@@ -2214,8 +2394,10 @@ load_job_done (Job          *base,
  * replays. Completes with %TRUE once the handler succeeded and the entry was
  * deleted, or with the handler's error (which is recorded as for a
  * scheduled replay; a poisoned entry stays poisoned). Fails with
- * %BP_ERROR_NOT_FOUND, or %BP_ERROR_UNAVAILABLE when its backend has no
- * handler.
+ * %BP_ERROR_NOT_FOUND, %BP_ERROR_UNAVAILABLE when its backend has no
+ * handler or the store is closing, or %BP_ERROR_LIMIT_EXCEEDED when the
+ * entry is being replayed already. Finish with
+ * [method@Bp.DeadLetters.replay_finish].
  */
 void
 bp_dead_letters_replay_async (BpDeadLetters       *self,
@@ -2246,6 +2428,10 @@ bp_dead_letters_replay_async (BpDeadLetters       *self,
  * @self: a #BpDeadLetters
  * @result: the #GAsyncResult
  * @error: return location for a #GError
+ *
+ * Finishes [method@Bp.DeadLetters.replay_async]. The error is the
+ * handler's own (any domain) when it ran, otherwise one of those listed
+ * there.
  *
  * Returns: %TRUE if the replay succeeded and the entry is gone
  */
@@ -2572,9 +2758,11 @@ bp_dead_letters_schedule (BpDeadLetters *self)
  * @notify: (nullable): frees @user_data once the handler is replaced or
  *   removed and its replays in flight are done
  *
- * Registers how entries of @backend are replayed. Without a handler, a
- * backend's entries wait (and List shows them); with one, the scheduler
- * replays them as they fall due. Called on the store's context.
+ * Registers how entries of @backend are replayed, replacing any previous
+ * handler. Without a handler, a backend's entries wait (and List shows
+ * them); with one, the scheduler replays them as they fall due, starting
+ * with those already due. Replays in flight finish with the handler they
+ * started with. Call it from the store's context; @func is called there.
  */
 void
 bp_dead_letters_set_handler (BpDeadLetters          *self,
@@ -2642,9 +2830,14 @@ bp_dead_letters_maybe_finish_close (BpDeadLetters *self)
  * @user_data: data for @callback
  *
  * Stops the scheduler, cancels replays in flight (through the
- * #GCancellable their handler got) and waits for them, lets queued
- * operations finish, then closes the database on the worker thread. Later
- * calls fail with %BP_ERROR_UNAVAILABLE.
+ * #GCancellable their handler got) and waits for their handlers to
+ * complete, lets queued operations finish, then closes the database on the
+ * worker thread (checkpointing the WAL). Later calls fail with
+ * %BP_ERROR_UNAVAILABLE. May be called more than once, and on a store that
+ * never opened; every call completes.
+ *
+ * @cancellable does not stop the close: it only makes
+ * [method@Bp.DeadLetters.close_finish] report `G_IO_ERROR_CANCELLED`.
  */
 void
 bp_dead_letters_close_async (BpDeadLetters       *self,
@@ -2683,7 +2876,10 @@ bp_dead_letters_close_async (BpDeadLetters       *self,
  * @result: the #GAsyncResult
  * @error: return location for a #GError
  *
- * Returns: %TRUE once closed
+ * Finishes [method@Bp.DeadLetters.close_async].
+ *
+ * Returns: %TRUE once closed; %FALSE with `G_IO_ERROR_CANCELLED` if the
+ *   close's cancellable was cancelled (the store closes anyway)
  */
 gboolean
 bp_dead_letters_close_finish (BpDeadLetters  *self,
@@ -2872,7 +3068,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:path:
    *
-   * The database file.
+   * The database file. Construct-only.
    */
   properties[PROP_PATH] =
     g_param_spec_string ("path", NULL, NULL, NULL,
@@ -2881,7 +3077,9 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:clock:
    *
-   * The time source of the scheduler.
+   * The time source of the scheduler, the jitter and, for a manual clock,
+   * of the times stored ([method@Bp.DeadLetters.get_now_unix]).
+   * Construct-only.
    */
   properties[PROP_CLOCK] =
     g_param_spec_object ("clock", NULL, NULL, BP_TYPE_CLOCK,
@@ -2890,7 +3088,8 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:count:
    *
-   * How many entries are stored, poisoned ones included.
+   * How many entries are stored, poisoned ones included, as of the last
+   * completed operation. Read-only; notified when it changes.
    */
   properties[PROP_COUNT] =
     g_param_spec_uint64 ("count", NULL, NULL, 0, G_MAXUINT64, 0,
@@ -2899,7 +3098,8 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:poisoned-count:
    *
-   * How many entries are poisoned.
+   * How many entries are poisoned, as of the last completed operation.
+   * Read-only; notified when it changes.
    */
   properties[PROP_POISONED_COUNT] =
     g_param_spec_uint64 ("poisoned-count", NULL, NULL, 0, G_MAXUINT64, 0,
@@ -2909,7 +3109,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
    * BpDeadLetters:poison-after:
    *
    * An entry is poisoned (kept, no longer replayed by the scheduler) after
-   * this many failed replays.
+   * this many failed replays (1 to 1000, default 5).
    */
   properties[PROP_POISON_AFTER] =
     g_param_spec_uint ("poison-after", NULL, NULL, 1, 1000, 5, rw);
@@ -2917,8 +3117,9 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:max-replays-per-second:
    *
-   * Scheduled replays started per second, over all backends; bursts up to
-   * one second's worth.
+   * Scheduled replays started per second, over all backends (1 to 10000,
+   * default 10); bursts up to one second's worth. Forced replays
+   * ([method@Bp.DeadLetters.replay_async]) do not count.
    */
   properties[PROP_MAX_REPLAYS_PER_SECOND] =
     g_param_spec_uint ("max-replays-per-second", NULL, NULL, 1, 10000, 10, rw);
@@ -2926,7 +3127,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:max-in-flight:
    *
-   * Replays running at once per backend.
+   * Replays running at once per backend (1 to 1000, default 1).
    */
   properties[PROP_MAX_IN_FLIGHT] =
     g_param_spec_uint ("max-in-flight", NULL, NULL, 1, 1000, 1, rw);
@@ -2934,8 +3135,8 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:replay-base-ms:
    *
-   * The delay before the first replay, doubled after each failed one
-   * (with jitter: half to all of it).
+   * The delay before the first replay, in milliseconds (default 1 s),
+   * doubled after each failed one (with jitter: half to all of it).
    */
   properties[PROP_REPLAY_BASE_MS] =
     g_param_spec_uint ("replay-base-ms", NULL, NULL, 1, G_MAXUINT, 1000, rw);
@@ -2943,7 +3144,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:replay-cap-ms:
    *
-   * The longest delay between replays.
+   * The longest delay between replays, in milliseconds (default 5 min).
    */
   properties[PROP_REPLAY_CAP_MS] =
     g_param_spec_uint ("replay-cap-ms", NULL, NULL, 1, G_MAXUINT, 300000, rw);
@@ -2952,7 +3153,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
    * BpDeadLetters:max-entries:
    *
    * Enqueue fails with %BP_ERROR_LIMIT_EXCEEDED once this many entries are
-   * stored.
+   * stored, poisoned ones included (default 100000).
    */
   properties[PROP_MAX_ENTRIES] =
     g_param_spec_uint ("max-entries", NULL, NULL, 1, G_MAXUINT, 100000, rw);
@@ -2960,7 +3161,9 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
   /**
    * BpDeadLetters:max-payload-size:
    *
-   * The largest serialized payload enqueue accepts, in bytes.
+   * The largest serialized payload enqueue accepts, in bytes (up to
+   * 64 MiB, default 1 MiB); a larger one fails with
+   * %BP_ERROR_LIMIT_EXCEEDED.
    */
   properties[PROP_MAX_PAYLOAD_SIZE] =
     g_param_spec_uint ("max-payload-size", NULL, NULL, 0, 64 * 1024 * 1024, 1024 * 1024, rw);
@@ -2975,6 +3178,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
    * @operation: its operation
    *
    * A new entry was stored (not emitted for a deduplicated enqueue).
+   * Emitted in the store's context, before the enqueue completes.
    */
   signals[SIGNAL_ADDED] =
     g_signal_new ("added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
@@ -2985,7 +3189,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
    * @self: the #BpDeadLetters
    * @id: the entry's id
    *
-   * A replay succeeded and the entry was deleted.
+   * A replay (scheduled or forced) succeeded and the entry was deleted.
    */
   signals[SIGNAL_RESOLVED] =
     g_signal_new ("resolved", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
@@ -2997,6 +3201,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
    * @id: the entry's id
    *
    * The entry failed poison-after replays; the scheduler leaves it alone.
+   * Emitted once per entry, when it becomes poisoned.
    */
   signals[SIGNAL_POISONED] =
     g_signal_new ("poisoned", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
@@ -3019,7 +3224,10 @@ bp_dead_letters_init (BpDeadLetters *self)
  * bp_dead_letters_get_path:
  * @self: a #BpDeadLetters
  *
- * Returns: (transfer none): the database file
+ * Gets the path of the database file given to
+ * [func@Bp.DeadLetters.open_async] ([property@Bp.DeadLetters:path]).
+ *
+ * Returns: (transfer none): the database file, owned by @self
  */
 const char *
 bp_dead_letters_get_path (BpDeadLetters *self)
@@ -3031,6 +3239,8 @@ bp_dead_letters_get_path (BpDeadLetters *self)
 /**
  * bp_dead_letters_get_count:
  * @self: a #BpDeadLetters
+ *
+ * Gets [property@Bp.DeadLetters:count], without touching the database.
  *
  * Returns: how many entries are stored, as of the last completed operation
  */
@@ -3044,6 +3254,9 @@ bp_dead_letters_get_count (BpDeadLetters *self)
 /**
  * bp_dead_letters_get_poisoned_count:
  * @self: a #BpDeadLetters
+ *
+ * Gets [property@Bp.DeadLetters:poisoned-count], without touching the
+ * database.
  *
  * Returns: how many entries are poisoned, as of the last completed operation
  */

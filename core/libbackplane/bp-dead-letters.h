@@ -25,7 +25,8 @@ G_DECLARE_FINAL_TYPE (BpDeadLetters, bp_dead_letters, BP, DEAD_LETTERS, GObject)
  * @self: the #BpDeadLetters
  * @backend: the entry's backend name
  * @operation: the entry's operation name (e.g. `Sql.Query`)
- * @payload: (nullable): the entry's payload, as enqueued
+ * @payload: (nullable): the entry's payload, as enqueued (in normal form);
+ *   %NULL if it had none
  * @idempotency_key: the entry's idempotency key; pass it on so the backend
  *   can recognise a repeat
  * @cancellable: cancelled when the store closes; honour it
@@ -35,7 +36,11 @@ G_DECLARE_FINAL_TYPE (BpDeadLetters, bp_dead_letters, BP, DEAD_LETTERS, GObject)
  * @user_data: the data given to bp_dead_letters_set_handler()
  *
  * Replays one entry through the backend, normally through its breaker and
- * retry budget. How the outcome is counted:
+ * retry budget ([method@Bp.Backend.call_async]). It is called in the
+ * store's main context and must not block: start the work and complete
+ * @task later. The strings and @payload belong to the store and stay valid
+ * until @task has completed. The same entry is never replayed twice at
+ * once. How the outcome is counted:
  *
  *  - success: the entry is deleted and #BpDeadLetters::resolved emitted;
  *  - %BP_ERROR_CIRCUIT_OPEN: the breaker refused the call, so the backend

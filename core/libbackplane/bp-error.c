@@ -29,9 +29,13 @@ G_STATIC_ASSERT (G_N_ELEMENTS (bp_error_entries) == BP_ERROR_N_CODES);
 /**
  * bp_error_quark:
  *
- * Returns: the #GQuark of %BP_ERROR; registering it also registers the
- *   D-Bus error names, so a #GError in this domain travels over D-Bus as
- *   `org.backplane.Backplane1.Error.*` and comes back as the same code.
+ * Gets the error domain of [error@Bp.Error], %BP_ERROR. The first call
+ * registers the domain with g_dbus_error_register_error_domain(), so a
+ * #GError in this domain travels over D-Bus as
+ * `org.backplane.Backplane1.Error.<Name>` and a D-Bus error of that name
+ * comes back as the same code. Thread-safe.
+ *
+ * Returns: the #GQuark of %BP_ERROR
  */
 GQuark
 bp_error_quark (void)
@@ -49,7 +53,11 @@ bp_error_quark (void)
  * bp_error_code_to_nick:
  * @code: a #BpError
  *
- * Returns: (transfer none): the short name, e.g. `CircuitOpen`
+ * Gets the short name of @code: the last element of its D-Bus error name.
+ * A value outside [error@Bp.Error] gives the name of %BP_ERROR_FAILED.
+ *
+ * Returns: (transfer none): the short name, e.g. `CircuitOpen`, a static
+ *   string
  */
 const char *
 bp_error_code_to_nick (BpError code)
@@ -102,7 +110,17 @@ io_error_to_bp (int code)
  *
  * Maps an error of any domain to %BP_ERROR so that it reaches D-Bus with a
  * registered name (never `org.gtk.GDBus.UnmappedGError.*`). The message is
- * kept, so native detail (SQLSTATE, Neo4j code, HTTP status) survives.
+ * kept, so native detail (SQLSTATE, Neo4j code, HTTP status) and a
+ * `(retry-after-ms=N)` survive.
+ *
+ * An error already in %BP_ERROR is copied. Codes of %G_IO_ERROR,
+ * %G_DBUS_ERROR, %G_FILE_ERROR and the parse errors of #GKeyFile,
+ * #GOptionContext, #GVariant and g_convert() map to the nearest
+ * [error@Bp.Error] (cancelled, timed out, not found, invalid argument,
+ * permission denied, unreachable to %BP_ERROR_UNAVAILABLE, out of space or
+ * too large to %BP_ERROR_LIMIT_EXCEEDED); everything else becomes
+ * %BP_ERROR_FAILED. A backend's own domain is therefore best mapped by the
+ * backend itself, e.g. to %BP_ERROR_BACKEND.
  *
  * Returns: (transfer full): a new #GError in the %BP_ERROR domain
  */
@@ -158,8 +176,14 @@ bp_error_normalize (const GError *error)
  * @error: (inout) (nullable): a #GError location holding an error
  * @retry_after_ms: milliseconds after which a retry may succeed
  *
- * Appends ` (retry-after-ms=N)` to the message, the form API.md documents
- * and bp_error_get_retry_after() reads back.
+ * Appends ` (retry-after-ms=N)` to the message of `*error`, the form
+ * API.md documents and [func@Bp.error_get_retry_after] reads back. Clients
+ * see it on D-Bus; [class@Bp.Retry] waits at least that long before the
+ * next attempt (and does not retry when it does not fit the deadline), and
+ * [class@Bp.DeadLetters] does not replay earlier.
+ *
+ * Does nothing when @error or `*error` is %NULL or @retry_after_ms is
+ * negative. Calling it twice appends twice; the last one counts.
  */
 void
 bp_error_set_retry_after (GError **error,
@@ -177,14 +201,15 @@ bp_error_set_retry_after (GError **error,
 
 /**
  * bp_error_get_retry_after:
- * @error: a #GError
+ * @error: (nullable): a #GError
  *
  * Reads back what bp_error_set_retry_after() appended: the last
  * `(retry-after-ms=N)` in the message, with N a decimal number. Text that
  * merely mentions `retry-after-ms=` (a server's or a user's message quoted
  * in the error) does not count.
  *
- * Returns: the `retry-after-ms` carried in the message, or -1
+ * Returns: the `retry-after-ms` carried in the message (0 or more), or -1
+ *   when there is none or @error is %NULL
  */
 gint64
 bp_error_get_retry_after (const GError *error)
@@ -215,8 +240,9 @@ bp_error_get_retry_after (const GError *error)
  * @invocation: (transfer full): the invocation to complete
  * @error: the error
  *
- * Completes @invocation with @error mapped to a registered Backplane D-Bus
- * error name. Takes ownership of @invocation, like
+ * Completes @invocation with @error mapped by [func@Bp.error_normalize] to
+ * a registered Backplane D-Bus error name; the message is sent unchanged,
+ * so it must not contain secrets. Takes ownership of @invocation, like
  * g_dbus_method_invocation_return_gerror().
  */
 void

@@ -17,24 +17,43 @@ G_BEGIN_DECLS
 /**
  * BP_ERROR:
  *
- * The error domain of Backplane. Each code maps to the D-Bus error name
- * `org.backplane.Backplane1.Error.<Name>`.
+ * The error domain of Backplane, [error@Bp.Error]. Each code maps to the
+ * D-Bus error name `org.backplane.Backplane1.Error.<Name>`, where `<Name>`
+ * is [func@Bp.error_code_to_nick]; the mapping is registered by
+ * [func@Bp.error_quark], so an error in this domain crosses D-Bus in both
+ * directions with its code intact.
  */
 #define BP_ERROR (bp_error_quark ())
 
 /**
  * BpError:
- * @BP_ERROR_FAILED: generic failure
- * @BP_ERROR_INVALID_ARGUMENT: an argument or option was invalid; the message names it
- * @BP_ERROR_NOT_FOUND: the named object does not exist
- * @BP_ERROR_TIMEOUT: the operation ran out of time
- * @BP_ERROR_CANCELLED: the operation was cancelled (caller vanished, shutdown, Close)
- * @BP_ERROR_CIRCUIT_OPEN: the backend's circuit breaker rejected the call; see retry-after-ms
- * @BP_ERROR_POOL_EXHAUSTED: no pooled resource became free within the acquire timeout
+ * @BP_ERROR_FAILED: generic failure (`Failed`)
+ * @BP_ERROR_INVALID_ARGUMENT: an argument or option was invalid; the
+ *   message names it (`InvalidArgument`)
+ * @BP_ERROR_NOT_FOUND: the named object does not exist (`NotFound`)
+ * @BP_ERROR_TIMEOUT: the operation ran out of time (`Timeout`)
+ * @BP_ERROR_CANCELLED: the operation was cancelled (caller vanished,
+ *   shutdown, Close) (`Cancelled`)
+ * @BP_ERROR_CIRCUIT_OPEN: the backend's circuit breaker rejected the call
+ *   (or a dead-letter replay found the retry budget empty) without trying
+ *   the backend; the message carries `(retry-after-ms=N)`, see
+ *   [func@Bp.error_get_retry_after], unless the breaker is forced open
+ *   (`CircuitOpen`)
+ * @BP_ERROR_POOL_EXHAUSTED: no pooled resource became free within the
+ *   acquire timeout (`PoolExhausted`)
  * @BP_ERROR_UNAVAILABLE: the backend is not reachable or not started
- * @BP_ERROR_BACKEND: the backend reported an error; the message keeps its native detail
+ *   (`Unavailable`)
+ * @BP_ERROR_BACKEND: the backend reported an error; the message keeps its
+ *   native detail (`Backend`)
  * @BP_ERROR_PERMISSION_DENIED: the caller may not do this
- * @BP_ERROR_LIMIT_EXCEEDED: a configured bound (size, count, rate, concurrency) was hit
+ *   (`PermissionDenied`)
+ * @BP_ERROR_LIMIT_EXCEEDED: a configured bound (size, count, rate,
+ *   concurrency) was hit (`LimitExceeded`)
+ *
+ * The error codes of the %BP_ERROR domain. These are the errors clients
+ * see on D-Bus: a backend returns errors of other domains through
+ * [func@Bp.invocation_return_error] (or [class@Bp.Call]), which maps them
+ * with [func@Bp.error_normalize].
  */
 typedef enum
 {
@@ -51,6 +70,12 @@ typedef enum
   BP_ERROR_LIMIT_EXCEEDED,
 } BpError;
 
+/**
+ * BP_ERROR_N_CODES:
+ *
+ * The number of codes in [error@Bp.Error]: one more than the highest
+ * code, for arrays indexed by code.
+ */
 #define BP_ERROR_N_CODES (BP_ERROR_LIMIT_EXCEEDED + 1)
 
 BP_AVAILABLE_IN_ALL

@@ -63,6 +63,50 @@ typedef enum
   STATE_CLOSED,
 } State;
 
+/**
+ * BpFrameWriter:
+ *
+ * Streams bulk data into a file descriptor passed by the client, framed as
+ * a [enum@Bp.FrameFormat], without blocking the main loop.
+ *
+ * This is the data plane of Backplane: a client passes an fd (a pipe, a
+ * socket or an open file) with `QueryToFd`, `RunToFd`, `ScrollToFd` or
+ * `CopyTo`; the backend takes it with [method@Bp.Call.steal_fd], replies
+ * as soon as the header is known and streams the rows into the fd:
+ *
+ * - JSONL: a header object ([method@Bp.FrameWriter.write_header]), one
+ *   object per row ([method@Bp.FrameWriter.append_line]), then the trailer
+ *   that [method@Bp.FrameWriter.finish_async] writes: `{"end":{…}}` or
+ *   `{"error":{"name":…,"message":…}}`;
+ * - CSV: the header record and one record per row, no trailer (an error
+ *   ends the stream early and travels in the method's D-Bus reply);
+ * - RAW: bytes as given ([method@Bp.FrameWriter.append_bytes]).
+ *
+ * Nothing blocks the main loop. The fd is switched to `O_NONBLOCK` unless
+ * it is a regular file or a block device (the flag lives on the open file
+ * description, which the client shares if it kept a duplicate of the same
+ * end) and written with g_output_stream_write_async(): poll-driven for
+ * pipes, sockets and ttys, in a GIO worker thread for regular files.
+ *
+ * Back-pressure: appended data waits in an in-memory buffer. Once
+ * max_buffer bytes wait, [method@Bp.FrameWriter.wants_more] turns %FALSE
+ * and the producer stops pulling rows (a cursor fetch, a Bolt PULL) until
+ * [signal@Bp.FrameWriter::drained] or
+ * [method@Bp.FrameWriter.wait_writable_async], which fire once the buffer
+ * is down to max_buffer / 2. The buffer exceeds max_buffer by at most the
+ * line that crossed it, as long as the producer honours wants_more().
+ *
+ * Reader gone: `EPIPE` or `ECONNRESET` on a write, or `POLLHUP`/`POLLERR`
+ * on a pipe or socket (noticed at once, even while the producer waits on
+ * its backend), emits [signal@Bp.FrameWriter::reader-gone] and cancels
+ * [method@Bp.FrameWriter.get_cancellable], which producers chain to their
+ * backend work. Writing to a closed pipe raises `SIGPIPE`: backplaned
+ * ignores it, and so must every program that uses this writer.
+ *
+ * Main context only: create, feed and finish a writer on one thread; its
+ * callbacks and signals run in the thread-default main context it was
+ * created in.
+ */
 struct _BpFrameWriter
 {
   GObject        parent_instance;
@@ -435,10 +479,15 @@ kick (BpFrameWriter *self)
  * Wraps @fd. Unless @fd is a regular file or block device, O_NONBLOCK is
  * set on it (on the open file description the client may share), so a
  * client that passed a blocking pipe cannot stall the daemon. Pipes and
- * sockets get a POLLHUP/POLLERR watch on the thread-default main context.
+ * sockets get a POLLHUP/POLLERR watch. The writer belongs to the
+ * thread-default main context of the caller, where it runs its callbacks
+ * and emits its signals. The fd is closed by
+ * [method@Bp.FrameWriter.finish_async], [method@Bp.FrameWriter.close], a
+ * reader that went away, or the last unref.
  *
  * Returns: (transfer full): a new writer, or %NULL with
- *   %BP_ERROR_INVALID_ARGUMENT when @fd is not usable for writing
+ *   %BP_ERROR_INVALID_ARGUMENT when @fd is invalid, a directory, not open
+ *   for writing, or cannot be made non-blocking
  */
 BpFrameWriter *
 bp_frame_writer_new (int            fd,
@@ -501,6 +550,8 @@ bp_frame_writer_new (int            fd,
  * bp_frame_writer_get_format:
  * @self: a #BpFrameWriter
  *
+ * Returns the framing given to [ctor@Bp.FrameWriter.new].
+ *
  * Returns: the framing
  */
 BpFrameFormat
@@ -515,8 +566,10 @@ bp_frame_writer_get_format (BpFrameWriter *self)
  * @self: a #BpFrameWriter
  *
  * The producer chains this to its backend work (a query cursor, a process):
- * it is cancelled when the reader went away, when a write failed, and on
- * bp_frame_writer_close(); never by a successful finish.
+ * it is cancelled when the reader went away, when a write failed, when the
+ * cancellable given to [method@Bp.FrameWriter.finish_async] fired, on
+ * bp_frame_writer_close() and when the writer is disposed; never by a
+ * successful finish.
  *
  * Returns: (transfer none): the writer's cancellable
  */
@@ -555,7 +608,9 @@ append (BpFrameWriter *self,
  * @json_object_text: JSONL: the header object (`{"columns":…}`), one line
  *   of JSON without a newline; CSV: the header record
  *
- * Writes the first line. Must come before any row; not for RAW.
+ * Queues the first line, plus a newline. It must come before any other
+ * data, at most once, and not for RAW: anything else is a programming
+ * error. The header is not counted by bp_frame_writer_get_n_lines().
  *
  * Returns: %FALSE when the writer no longer accepts data (the reader went
  *   away, a write failed, or it was closed)
@@ -578,11 +633,13 @@ bp_frame_writer_write_header (BpFrameWriter *self,
  * bp_frame_writer_append_line:
  * @self: a #BpFrameWriter
  * @text: one row: a JSON object (JSONL, no newline inside) or a CSV record
+ *   (newlines only inside quoted fields)
  * @len: length of @text, or -1 when NUL-terminated
  *
- * Queues @text plus a newline. Always accepted while the writer is open,
- * even past max_buffer: the producer checks bp_frame_writer_wants_more()
- * before pulling the next row.
+ * Queues @text plus a newline and counts a row. Always accepted while the
+ * writer is open, even past max_buffer: the producer checks
+ * bp_frame_writer_wants_more() before pulling the next row. A JSONL row
+ * with a newline is a programming error.
  *
  * Returns: %FALSE when the writer no longer accepts data; stop producing
  */
@@ -607,10 +664,11 @@ bp_frame_writer_append_line (BpFrameWriter *self,
 /**
  * bp_frame_writer_append_bytes:
  * @self: a #BpFrameWriter
- * @data: (array length=len): bytes
+ * @data: (array length=len) (element-type guint8): bytes
  * @len: how many
  *
- * Queues @data as is (RAW output; no newline added, no line counted).
+ * Queues @data as is, for RAW output: no newline added, no line counted.
+ * Back-pressure works as for bp_frame_writer_append_line().
  *
  * Returns: %FALSE when the writer no longer accepts data
  */
@@ -628,6 +686,11 @@ bp_frame_writer_append_bytes (BpFrameWriter *self,
 /**
  * bp_frame_writer_wants_more:
  * @self: a #BpFrameWriter
+ *
+ * Tells the producer whether to pull the next row. When it is %FALSE,
+ * wait for #BpFrameWriter::drained or with
+ * [method@Bp.FrameWriter.wait_writable_async], which also reports a
+ * writer that can take no more data.
  *
  * Returns: %TRUE while the producer may append; %FALSE once max_buffer
  *   bytes wait (until the buffer drained to half of it), and when the
@@ -667,11 +730,15 @@ destroy_source (gpointer data)
 /**
  * bp_frame_writer_wait_writable_async:
  * @self: a #BpFrameWriter
- * @cancellable: (nullable): a #GCancellable
- * @callback: called when bp_frame_writer_wants_more() is %TRUE again
+ * @cancellable: (nullable): cancels this wait only, not the writer
+ * @callback: (scope async): called when bp_frame_writer_wants_more() is
+ *   %TRUE again, or the writer can take no more data
  * @user_data: data for @callback
  *
- * Waits until the buffer drained (completes at once when it has room).
+ * Waits until the buffer drained to max_buffer / 2. Completes without
+ * waiting when the buffer has room, and with an error when the writer has
+ * failed, was closed or is finishing. @callback runs on the writer's main
+ * context; call bp_frame_writer_wait_writable_finish() from it.
  */
 void
 bp_frame_writer_wait_writable_async (BpFrameWriter       *self,
@@ -721,6 +788,8 @@ bp_frame_writer_wait_writable_async (BpFrameWriter       *self,
  * @result: the result
  * @error: return location for a #GError
  *
+ * Finishes [method@Bp.FrameWriter.wait_writable_async].
+ *
  * Returns: %TRUE when the producer may append again; %FALSE with
  *   %G_IO_ERROR_BROKEN_PIPE when the reader went away, another write
  *   error, %G_IO_ERROR_CANCELLED, or %G_IO_ERROR_CLOSED
@@ -759,12 +828,17 @@ finish_cancelled_cb (GCancellable *cancellable,
  *   instead (the error mapped like bp_error_normalize()); CSV and RAW
  *   just end
  * @cancellable: (nullable): aborts the drain (and closes the fd)
- * @callback: called when everything was written and the fd closed
+ * @callback: (scope async): called when everything was written and the fd
+ *   closed, or the writer failed
  * @user_data: data for @callback
  *
  * Writes the trailer, drains the buffer and closes the fd. Call it once;
  * afterwards the writer accepts no data. The drain waits for the reader as
- * long as it takes, so pass a cancellable (the call's) to bound it.
+ * long as it takes, so pass a cancellable (the call's) to bound it. When
+ * the writer has already failed (the reader went away, a write error,
+ * bp_frame_writer_close()), it reports that failure once the fd is closed.
+ * @callback runs on the writer's main context; call
+ * bp_frame_writer_finish_finish() from it.
  */
 void
 bp_frame_writer_finish_async (BpFrameWriter       *self,
@@ -830,9 +904,13 @@ bp_frame_writer_finish_async (BpFrameWriter       *self,
  * @result: the result
  * @error: return location for a #GError
  *
+ * Finishes [method@Bp.FrameWriter.finish_async].
+ *
  * Returns: %TRUE when every byte reached the fd and it was closed;
  *   %FALSE with %G_IO_ERROR_BROKEN_PIPE when the reader went away, the
- *   write or close error, or %G_IO_ERROR_CANCELLED
+ *   write or close error, %G_IO_ERROR_CANCELLED (cancelled or
+ *   bp_frame_writer_close()), %G_IO_ERROR_PENDING for a second finish, or
+ *   %G_IO_ERROR_CLOSED for a finish after the writer closed
  */
 gboolean
 bp_frame_writer_finish_finish (BpFrameWriter  *self,
@@ -851,8 +929,9 @@ bp_frame_writer_finish_finish (BpFrameWriter  *self,
  *
  * Aborts: discards buffered data, cancels the writer's cancellable and
  * closes the fd without a trailer. A pending finish or wait reports
- * %G_IO_ERROR_CANCELLED. Does nothing after the reader went away or once
- * closed.
+ * %G_IO_ERROR_CANCELLED. Does nothing once the writer has failed (the
+ * reader went away, a write error, an earlier close); after a successful
+ * finish, when the fd is closed already, it only cancels the cancellable.
  */
 void
 bp_frame_writer_close (BpFrameWriter *self)
@@ -867,7 +946,11 @@ bp_frame_writer_close (BpFrameWriter *self)
  * bp_frame_writer_is_reader_gone:
  * @self: a #BpFrameWriter
  *
- * Returns: whether the reading side went away
+ * Tells whether the reading side went away (`EPIPE`, `ECONNRESET`,
+ * `POLLHUP` or `POLLERR`); #BpFrameWriter::reader-gone has then been
+ * emitted.
+ *
+ * Returns: %TRUE once the reader is gone
  */
 gboolean
 bp_frame_writer_is_reader_gone (BpFrameWriter *self)
@@ -879,6 +962,8 @@ bp_frame_writer_is_reader_gone (BpFrameWriter *self)
 /**
  * bp_frame_writer_get_bytes_written:
  * @self: a #BpFrameWriter
+ *
+ * Counts the bytes written into the fd, header and trailer included.
  *
  * Returns: bytes the fd accepted so far
  */
@@ -892,6 +977,8 @@ bp_frame_writer_get_bytes_written (BpFrameWriter *self)
 /**
  * bp_frame_writer_get_n_lines:
  * @self: a #BpFrameWriter
+ *
+ * Counts the rows accepted, whether or not they were written yet.
  *
  * Returns: rows appended with bp_frame_writer_append_line() (not the
  *   header or the trailer)
@@ -907,6 +994,9 @@ bp_frame_writer_get_n_lines (BpFrameWriter *self)
  * bp_frame_writer_get_buffered:
  * @self: a #BpFrameWriter
  *
+ * Counts the bytes appended and not yet accepted by the fd: the amount
+ * that max_buffer bounds.
+ *
  * Returns: bytes waiting in memory
  */
 gsize
@@ -919,6 +1009,9 @@ bp_frame_writer_get_buffered (BpFrameWriter *self)
 /**
  * bp_frame_writer_get_max_buffered:
  * @self: a #BpFrameWriter
+ *
+ * Reports the high-water mark of bp_frame_writer_get_buffered() over the
+ * writer's life, to check the memory bound in tests and statistics.
  *
  * Returns: the most bytes that waited in memory at once
  */

@@ -22,7 +22,9 @@ G_BEGIN_DECLS
  *   the stream early and travels in the D-Bus reply
  * @BP_FRAME_FORMAT_RAW: bytes as given, no trailer
  *
- * How a #BpFrameWriter frames its output.
+ * How a #BpFrameWriter frames its output. JSONL and CSV start with the
+ * line given to bp_frame_writer_write_header(), and every row is one line
+ * (bp_frame_writer_append_line()); RAW takes bp_frame_writer_append_bytes().
  */
 typedef enum
 {
@@ -34,7 +36,8 @@ typedef enum
 /**
  * BP_FRAME_WRITER_DEFAULT_MAX_BUFFER:
  *
- * The buffer bound used when bp_frame_writer_new() gets 0.
+ * The buffer bound, 1 MiB, used when bp_frame_writer_new() gets 0 for
+ * max_buffer.
  */
 #define BP_FRAME_WRITER_DEFAULT_MAX_BUFFER (1024 * 1024)
 

@@ -24,7 +24,7 @@
 
 #include <string.h>
 
-#include "bp-host.h"
+#include "bp-host-private.h"
 
 #define BP_ROOT_PATH "/org/backplane/Backplane1"
 #define INTROSPECT_DOCTYPE \
@@ -46,6 +46,39 @@ typedef struct
   guint      registration_id;   /* of org.freedesktop.DBus.Introspectable */
 } PathEntry;
 
+/**
+ * BpHost:
+ *
+ * What the daemon gives a backend: the bus connection, documented exports,
+ * caller tracking and the shutdown state.
+ *
+ * backplaned creates one host on its bus connection and hands it to every
+ * backend ([method@Bp.Backend.get_host]); unit tests create one without a
+ * connection. The host provides:
+ *
+ * - the #GDBusConnection ([method@Bp.Host.get_connection]) and the
+ *   [class@Bp.Clock] that every timer should use, so that tests can swap in
+ *   a manual clock ([method@Bp.Host.get_clock]);
+ * - exporting with documentation: [method@Bp.Host.export] exports an
+ *   interface skeleton and registers `org.freedesktop.DBus.Introspectable`
+ *   on its path, so that `Introspect` returns the reviewed XML given to
+ *   [method@Bp.Host.add_interface_xml], doc annotations included
+ *   (gdbus-codegen drops them from the interface info it generates);
+ * - caller tracking: ONE `NameOwnerChanged` subscription for the whole
+ *   daemon. [method@Bp.Host.watch_owner] runs a callback when a client
+ *   leaves the bus; this is how the cancellable of a [class@Bp.Call] fires
+ *   and how per-client objects, exported at
+ *   [method@Bp.Host.make_client_path] paths and guarded by
+ *   [func@Bp.Host.check_owner], are released;
+ * - in-flight call accounting ([property@Bp.Host:n-calls]) so that shutdown
+ *   can drain, and the shutdown state
+ *   ([method@Bp.Host.get_shutdown_cancellable],
+ *   [method@Bp.Host.is_shutting_down]);
+ * - the daemon's dead-letter store ([method@Bp.Host.get_dead_letters]).
+ *
+ * Everything runs on the main context the host was created in, and callbacks
+ * are invoked there. The host is not thread-safe.
+ */
 struct _BpHost
 {
   GObject          parent_instance;
@@ -279,8 +312,15 @@ name_owner_changed_cb (GDBusConnection *connection,
 
 /**
  * bp_host_new:
- * @connection: (nullable): the bus connection; %NULL for unit tests
- * @clock: (nullable): the clock; %NULL for the default one
+ * @connection: (nullable): the bus connection to serve on; %NULL for unit
+ *   tests (then nothing is exported and no owner watch ever fires)
+ * @clock: (nullable): the clock for every timer; %NULL for
+ *   [func@Bp.Clock.get_default]
+ *
+ * Creates a host. The daemon does this once; a backend receives the host
+ * from [method@Bp.Backend.get_host] and never creates its own. With a
+ * @connection, the host subscribes to the bus's `NameOwnerChanged` signal
+ * from the thread-default main context, where all its callbacks then run.
  *
  * Returns: (transfer full): a new host
  */
@@ -312,7 +352,10 @@ bp_host_new (GDBusConnection *connection,
  * bp_host_get_connection:
  * @self: a #BpHost
  *
- * Returns: (transfer none) (nullable): the bus connection
+ * Returns the bus connection the host serves on.
+ *
+ * Returns: (transfer none) (nullable): the bus connection, %NULL when the
+ *   host was created without one (unit tests)
  */
 GDBusConnection *
 bp_host_get_connection (BpHost *self)
@@ -324,6 +367,9 @@ bp_host_get_connection (BpHost *self)
 /**
  * bp_host_get_clock:
  * @self: a #BpHost
+ *
+ * Returns the clock backends use for time, timers and random jitter, so
+ * that tests can run them on a manual clock.
  *
  * Returns: (transfer none): the clock
  */
@@ -338,8 +384,14 @@ bp_host_get_clock (BpHost *self)
  * bp_host_get_shutdown_cancellable:
  * @self: a #BpHost
  *
- * Returns: (transfer none): a cancellable that fires when the daemon's
- *   grace period ends (in-flight work is then cancelled)
+ * Returns the cancellable that [method@Bp.Host.shutdown] cancels: when the
+ * daemon's drain ends (every call answered, or the grace period ran out),
+ * just before the backends are stopped. The cancellable of every
+ * [class@Bp.Call] is already chained to it; chain it yourself to
+ * long-lived work that belongs to no call (a listener, a replay). Its
+ * handlers run on the host's main context.
+ *
+ * Returns: (transfer none): the shutdown cancellable
  */
 GCancellable *
 bp_host_get_shutdown_cancellable (BpHost *self)
@@ -352,7 +404,11 @@ bp_host_get_shutdown_cancellable (BpHost *self)
  * bp_host_shutdown:
  * @self: a #BpHost
  *
- * Cancels every tracked call; called by the daemon when draining ends.
+ * Marks the host as shutting down and cancels its shutdown cancellable,
+ * and with it the cancellable of every [class@Bp.Call] in flight (calls
+ * created afterwards start cancelled). The daemon calls this once when
+ * draining ends, before it stops the backends; backends do not call it.
+ * Calling it again has no further effect.
  */
 void
 bp_host_shutdown (BpHost *self)
@@ -363,6 +419,16 @@ bp_host_shutdown (BpHost *self)
   g_cancellable_cancel (self->shutdown);
 }
 
+/**
+ * bp_host_is_shutting_down:
+ * @self: a #BpHost
+ *
+ * Tells whether [method@Bp.Host.shutdown] was called. While the daemon is
+ * only draining (new calls refused, calls in flight still running) this is
+ * still %FALSE.
+ *
+ * Returns: %TRUE once the host has shut down
+ */
 gboolean
 bp_host_is_shutting_down (BpHost *self)
 {
@@ -373,12 +439,23 @@ bp_host_is_shutting_down (BpHost *self)
 /**
  * bp_host_watch_owner:
  * @self: a #BpHost
- * @unique_name: a unique bus name (`:1.42`)
- * @func: called once when @unique_name disconnects
+ * @unique_name: a unique bus name (`:1.42`); a well-known name never fires
+ * @func: (scope notified): called once when @unique_name disconnects
  * @user_data: data for @func
  * @notify: (nullable): frees @user_data after @func ran or on unwatch
  *
- * Returns: a watch id for bp_host_unwatch_owner(), never 0
+ * Runs @func on the host's main context when the client @unique_name
+ * leaves the bus. A watch fires at most once and is then removed, @notify
+ * running right after @func. All watches share the host's single
+ * `NameOwnerChanged` subscription, so a watch is cheap. @func may add and
+ * remove watches, also other watches of the same name.
+ *
+ * A client that left before the watch was added is not reported: add the
+ * watch from the method handler that received the client's call, before
+ * returning to the main loop, or check `NameHasOwner` afterwards as
+ * [class@Bp.Subscription] does. A host without a connection never fires.
+ *
+ * Returns: a watch id for [method@Bp.Host.unwatch_owner], never 0
  */
 guint
 bp_host_watch_owner (BpHost              *self,
@@ -395,9 +472,15 @@ bp_host_watch_owner (BpHost              *self,
   g_return_val_if_fail (func != NULL, 0);
 
   w = g_new0 (Watch, 1);
-  w->id = self->next_watch_id++;
-  if (self->next_watch_id == 0)
-    self->next_watch_id = 1;
+  /* Ids wrap after 2^32 watches; skip the ones still live, so a new watch
+   * never replaces (and frees) one that is still listed by name. */
+  do
+    {
+      w->id = self->next_watch_id++;
+      if (self->next_watch_id == 0)
+        self->next_watch_id = 1;
+    }
+  while (g_hash_table_contains (self->watches_by_id, GUINT_TO_POINTER (w->id)));
   w->name = g_strdup (unique_name);
   w->func = func;
   w->user_data = user_data;
@@ -417,7 +500,10 @@ bp_host_watch_owner (BpHost              *self,
  * bp_host_unwatch_owner:
  * @self: a #BpHost
  * @watch_id: an id from bp_host_watch_owner(); 0 and ids that already fired
- *   are ignored
+ *   or were removed are ignored
+ *
+ * Removes a watch that has not fired yet; its @notify runs now. May be
+ * called from any watch callback.
  */
 void
 bp_host_unwatch_owner (BpHost *self,
@@ -447,7 +533,10 @@ bp_host_unwatch_owner (BpHost *self,
  * bp_host_get_n_watches:
  * @self: a #BpHost
  *
- * Returns: live owner watches (tests assert it returns to its baseline)
+ * Counts the owner watches that have neither fired nor been removed. Tests
+ * assert that it returns to its baseline, i.e. that no watch leaks.
+ *
+ * Returns: the number of live owner watches
  */
 guint
 bp_host_get_n_watches (BpHost *self)
@@ -456,12 +545,27 @@ bp_host_get_n_watches (BpHost *self)
   return g_hash_table_size (self->watches_by_id);
 }
 
+void
+bp_host_set_next_watch_id (BpHost *self,
+                           guint   next_id)
+{
+  g_return_if_fail (BP_IS_HOST (self));
+  g_return_if_fail (next_id != 0);
+
+  self->next_watch_id = next_id;
+}
+
 /**
  * bp_host_get_last_call:
  * @self: a #BpHost
  *
- * Returns: (transfer none): `Interface.Method on /path` of the call begun
- *   last, for stall reports
+ * Describes the method call begun last with [ctor@Bp.Call.new], whether
+ * or not it is still in flight, for the daemon's stall reports. The text
+ * is cut at 159 bytes.
+ *
+ * Returns: (transfer none) (nullable): `Interface.Method on /path` of the
+ *   call begun last, %NULL before the first; valid until the next call
+ *   begins
  */
 const char *
 bp_host_get_last_call (BpHost *self)
@@ -470,6 +574,16 @@ bp_host_get_last_call (BpHost *self)
   return self->last_call[0] ? self->last_call : NULL;
 }
 
+/**
+ * bp_host_get_n_calls:
+ * @self: a #BpHost
+ *
+ * Counts the calls created with [ctor@Bp.Call.new] and not answered yet;
+ * the value of [property@Bp.Host:n-calls]. On shutdown the daemon drains
+ * until it reaches 0 or the grace period ends.
+ *
+ * Returns: the number of calls in flight
+ */
 guint
 bp_host_get_n_calls (BpHost *self)
 {
@@ -505,10 +619,20 @@ _bp_host_call_end (BpHost *self)
  * bp_host_make_client_path:
  * @self: a #BpHost
  * @unique_name: the owner's unique bus name
- * @kind: a short word (`process`, `transaction`, `subscription`)
+ * @kind: a short word of ASCII letters, digits and `_` (`process`,
+ *   `transaction`, `subscription`); it is not checked
+ *
+ * Builds the object path of a new per-client object. @unique_name is
+ * escaped with g_dbus_escape_object_path() and @kind gets a number that
+ * this host never hands out again. The path is not exported: export the
+ * object with [method@Bp.Host.export] (or register it and call
+ * [method@Bp.Host.note_exported]), guard its methods with
+ * [func@Bp.Host.check_owner] and release it when
+ * [method@Bp.Host.watch_owner] reports that the owner left.
  *
  * Returns: (transfer full): a fresh path
- *   `/org/backplane/Backplane1/client/ESCAPED-NAME/KINDN`
+ *   `/org/backplane/Backplane1/client/ESCAPED-NAME/KINDN`, for example
+ *   `/org/backplane/Backplane1/client/_3a1_2e42/subscription7`
  */
 char *
 bp_host_make_client_path (BpHost     *self,
@@ -529,13 +653,18 @@ bp_host_make_client_path (BpHost     *self,
 /**
  * bp_host_check_owner:
  * @invocation: (transfer full): a method call on a per-client object
- * @owner: the object's owner
+ * @owner: (nullable): the unique bus name of the object's owner; %NULL
+ *   refuses every caller
  *
- * When the sender is not @owner, completes @invocation with
- * `PermissionDenied` and returns %FALSE; otherwise returns %TRUE and leaves
- * @invocation alone (the caller still owns it).
+ * Lets only the owner call a per-client object's methods. When the sender
+ * of @invocation is @owner, returns %TRUE and leaves @invocation alone: the
+ * handler still owns it and answers it. Otherwise completes @invocation
+ * with `org.backplane.Backplane1.Error.PermissionDenied`, which consumes
+ * the handler's reference, and returns %FALSE: the handler then returns
+ * without touching @invocation again. A call without a sender (a
+ * peer-to-peer connection) is always refused.
  *
- * Returns: whether the caller owns the object
+ * Returns: %TRUE when the caller owns the object
  */
 gboolean
 bp_host_check_owner (GDBusMethodInvocation *invocation,
@@ -554,13 +683,21 @@ bp_host_check_owner (GDBusMethodInvocation *invocation,
 /**
  * bp_host_add_interface_xml:
  * @self: a #BpHost
- * @xml: a D-Bus introspection document with one or more interfaces
+ * @xml: a D-Bus introspection document (`<node>`) with one or more
+ *   interfaces, typically the reviewed XML from data/ with its
+ *   `org.gtk.GDBus.DocString` annotations
  * @error: return location for a #GError
  *
- * Remembers the full XML (with its doc annotations) of each interface in
- * @xml, served on Introspect of every path that exports it.
+ * Remembers the full XML, doc annotations included, of each interface in
+ * @xml. `Introspect` on every path that exports one of them
+ * ([method@Bp.Host.export], [method@Bp.Host.note_exported]) returns it, so
+ * that d-feet and `busctl introspect` show the documentation that
+ * gdbus-codegen drops. A later document replaces the XML of an interface
+ * of the same name; an exported interface without XML is listed as an
+ * empty `<interface>`.
  *
- * Returns: %TRUE on success
+ * Returns: %TRUE on success; %FALSE with a %G_MARKUP_ERROR when @xml is
+ *   not a valid introspection document
  */
 gboolean
 bp_host_add_interface_xml (BpHost      *self,
@@ -608,11 +745,16 @@ static const GDBusInterfaceVTable introspect_vtable = {
 /**
  * bp_host_note_exported:
  * @self: a #BpHost
- * @object_path: where
- * @interface_name: what
+ * @object_path: the object path
+ * @interface_name: the D-Bus interface exported there
  *
- * Records that @interface_name is exported at @object_path by someone else
- * (e.g. a #GDBusObjectManagerServer), for introspection.
+ * Records that @interface_name is exported at @object_path by other means
+ * (g_dbus_connection_register_object(), a #GDBusObjectManagerServer), so
+ * that `Introspect` on @object_path lists it with its documentation and
+ * the parent paths list @object_path as a child node. The first interface
+ * noted on a path also registers `org.freedesktop.DBus.Introspectable`
+ * there. Noting the same interface twice has no effect. Undo it with
+ * [method@Bp.Host.note_unexported].
  */
 void
 bp_host_note_exported (BpHost     *self,
@@ -647,6 +789,16 @@ bp_host_note_exported (BpHost     *self,
     g_ptr_array_add (e->interfaces, g_strdup (interface_name));
 }
 
+/**
+ * bp_host_note_unexported:
+ * @self: a #BpHost
+ * @object_path: the object path
+ * @interface_name: the D-Bus interface no longer exported there
+ *
+ * Undoes [method@Bp.Host.note_exported]. When @interface_name was the last
+ * interface noted at @object_path, the host also unregisters its
+ * `Introspectable` handler there. Unknown paths and interfaces are ignored.
+ */
 void
 bp_host_note_unexported (BpHost     *self,
                          const char *object_path,
@@ -677,9 +829,15 @@ bp_host_note_unexported (BpHost     *self,
  * @object_path: where to export it
  * @error: return location for a #GError
  *
- * Exports @skeleton on the host's connection with documented introspection.
+ * Exports @skeleton at @object_path on the host's connection with
+ * g_dbus_interface_skeleton_export() and notes it for documented
+ * introspection ([method@Bp.Host.note_exported]). Without a connection it
+ * does nothing and returns %TRUE, so backends run unchanged in unit tests.
+ * Undo it with [method@Bp.Host.unexport].
  *
- * Returns: %TRUE on success
+ * Returns: %TRUE on success; %FALSE with the error of
+ *   g_dbus_interface_skeleton_export(), e.g. %G_IO_ERROR_EXISTS when the
+ *   interface is already exported at @object_path
  */
 gboolean
 bp_host_export (BpHost                 *self,
@@ -702,6 +860,10 @@ bp_host_export (BpHost                 *self,
  * bp_host_unexport:
  * @self: a #BpHost
  * @skeleton: a skeleton exported with bp_host_export()
+ *
+ * Unexports @skeleton (from every connection it is exported on) and drops
+ * it from the introspection data of its path. Does nothing when @skeleton
+ * is not exported.
  */
 void
 bp_host_unexport (BpHost                 *self,
@@ -749,6 +911,10 @@ add_child (GPtrArray  *children,
  * bp_host_set_dead_letters:
  * @self: a #BpHost
  * @dead_letters: (nullable): the daemon's dead-letter store
+ *
+ * Makes @dead_letters the store that backends get from
+ * [method@Bp.Host.get_dead_letters]; the host keeps a reference. The
+ * daemon sets it once the store is open and sets %NULL before closing it.
  */
 void
 bp_host_set_dead_letters (BpHost        *self,
@@ -762,8 +928,12 @@ bp_host_set_dead_letters (BpHost        *self,
  * bp_host_get_dead_letters:
  * @self: a #BpHost
  *
+ * Returns the daemon's dead-letter store, where backends park failed
+ * idempotent operations for a later replay. Look it up when needed rather
+ * than keeping it: it comes and goes with the daemon's start and stop.
+ *
  * Returns: (transfer none) (nullable): the dead-letter store, %NULL while
- *   it is not open
+ *   none is open
  */
 BpDeadLetters *
 bp_host_get_dead_letters (BpHost *self)
@@ -782,10 +952,17 @@ compare_strings (gconstpointer a,
 /**
  * bp_host_introspect:
  * @self: a #BpHost
- * @object_path: a path
+ * @object_path: an object path
  *
- * Returns: (transfer full): the introspection XML of @object_path, with
- *   the documentation of every interface and the child nodes
+ * Builds the `org.freedesktop.DBus.Introspectable.Introspect` reply for
+ * @object_path, with the standard `Introspectable`, `Peer` and `Properties`
+ * interfaces, the full XML of every interface noted there (see
+ * [method@Bp.Host.add_interface_xml]) and a `<node>` for each child path
+ * that leads to an exported path. A path with nothing exported gets only
+ * its child nodes. The host answers `Introspect` with this itself; call it
+ * from tests or diagnostics.
+ *
+ * Returns: (transfer full): the introspection XML of @object_path
  */
 char *
 bp_host_introspect (BpHost     *self,

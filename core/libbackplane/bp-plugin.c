@@ -31,6 +31,52 @@
 #include "bp-error.h"
 #include "bp-plugin.h"
 
+/**
+ * BpPlugin:
+ *
+ * A backend plugin: one backend *type*, described by a keyfile
+ * `NAME.plugin` and implemented by a shared module beside it.
+ *
+ * ```ini
+ * [Plugin]
+ * # the module is libbp-echo.so, in the same directory
+ * Module=bp-echo
+ * Name=Echo
+ * Description=Echoes text
+ * # must equal BP_ABI_VERSION
+ * X-Backplane-Abi=1
+ * # selected by type=echo in a [backend NAME] group
+ * X-Backplane-Backend-Type=echo
+ * ```
+ *
+ * The daemon finds keyfiles with [func@Bp.Plugin.discover] at start-up and
+ * opens a module with [method@Bp.Plugin.load] only when a configured
+ * backend needs its type. The module exports one symbol,
+ * `bp_plugin_register` (a [callback@Bp.PluginRegisterFunc]), which calls
+ * [method@Bp.Plugin.add_backend_type] with its [class@Bp.Backend]
+ * subclass and may add D-Bus interface XML with
+ * [method@Bp.Plugin.add_interface_xml]:
+ *
+ * ```c
+ * G_MODULE_EXPORT void bp_plugin_register (BpPlugin *plugin);
+ *
+ * void
+ * bp_plugin_register (BpPlugin *plugin)
+ * {
+ *   bp_plugin_add_interface_xml (plugin, echo_interface_xml);
+ *   bp_plugin_add_backend_type (plugin, BP_TYPE_ECHO_BACKEND);
+ * }
+ * ```
+ *
+ * Every failure (unreadable keyfile, missing key, wrong ABI, duplicate
+ * backend type, missing module or symbol, a register function that
+ * registers nothing or no concrete #BpBackend) is a #GError in %BP_ERROR
+ * kept on the plugin ([method@Bp.Plugin.get_error], shown in
+ * Manager.Plugins); it never stops the other plugins. Modules are made
+ * resident and never unloaded, since their types cannot be unregistered.
+ *
+ * Used on the main context only.
+ */
 struct _BpPlugin
 {
   GObject    parent_instance;
@@ -84,11 +130,12 @@ bp_plugin_init (BpPlugin *self)
 /**
  * bp_plugin_get_search_path:
  *
- * The directories searched for `*.plugin` files, in order:
- * `$BACKPLANE_PLUGIN_PATH` (colon-separated), the build tree when the
- * running program lives in it, then the installed plugin directory.
+ * Gets the directories searched for `*.plugin` files, in order:
+ * `$BACKPLANE_PLUGIN_PATH` (colon-separated; empty elements are skipped),
+ * the build tree's `plugins` directory when the running program lives in
+ * the build tree, then the installed plugin directory.
  *
- * Returns: (transfer full): the directories
+ * Returns: (transfer full) (array zero-terminated=1): the directories
  */
 char **
 bp_plugin_get_search_path (void)
@@ -131,12 +178,21 @@ dup_required (GKeyFile    *kf,
 /**
  * bp_plugin_new_for_file:
  * @path: a `.plugin` keyfile
- * @error: return location for a #GError
+ * @error: return location for a #GError; currently never set
  *
- * Parses @path. A file that cannot be read at all yields %NULL; a file with
- * bad content yields a #BpPlugin carrying the error (so it can be listed).
+ * Parses @path. The plugin's id is the file's base name without the
+ * extension. The module path is `lib<Module>.so` in the keyfile's
+ * directory; nothing is opened yet.
  *
- * Returns: (transfer full) (nullable): the plugin description
+ * A file that cannot be read or parsed, a missing `Module`, `Name`,
+ * `X-Backplane-Backend-Type` or `X-Backplane-Abi` key, or a `Module` that
+ * contains a `/` gives a plugin whose [method@Bp.Plugin.get_error] is a
+ * %BP_ERROR_INVALID_ARGUMENT; an `X-Backplane-Abi` other than
+ * %BP_ABI_VERSION gives %BP_ERROR_FAILED. Such a plugin can still be
+ * listed, but not loaded.
+ *
+ * Returns: (transfer full) (nullable): the plugin description, carrying
+ *   the error if the file is bad
  */
 BpPlugin *
 bp_plugin_new_for_file (const char  *path,
@@ -243,11 +299,15 @@ compare_paths (gconstpointer a,
  * @search_path: (nullable) (array zero-terminated=1): directories, or %NULL
  *   for bp_plugin_get_search_path()
  *
- * Reads every `*.plugin` in each directory and its direct subdirectories.
- * Earlier directories win for a plugin id; a second plugin claiming a
- * backend type already claimed gets a "duplicate type" error.
+ * Reads every `*.plugin` in each directory and its direct subdirectories
+ * with [ctor@Bp.Plugin.new_for_file], in path order within a directory.
+ * Missing directories are skipped. Earlier directories win for a plugin id
+ * (a later file with the same id is dropped); a plugin claiming a backend
+ * type that an earlier valid plugin already claimed gets a
+ * %BP_ERROR_FAILED "duplicate backend type" error. No module is opened.
  *
- * Returns: (transfer full) (element-type BpPlugin): the plugins found
+ * Returns: (transfer full) (element-type BpPlugin): the plugins found,
+ *   including those carrying an error
  */
 GPtrArray *
 bp_plugin_discover (const char * const *search_path)
@@ -293,6 +353,14 @@ bp_plugin_discover (const char * const *search_path)
   return plugins;
 }
 
+/**
+ * bp_plugin_get_id:
+ * @self: a #BpPlugin
+ *
+ * Gets the plugin's id: the keyfile's base name without `.plugin`.
+ *
+ * Returns: (transfer none): the id
+ */
 const char *
 bp_plugin_get_id (BpPlugin *self)
 {
@@ -300,6 +368,14 @@ bp_plugin_get_id (BpPlugin *self)
   return self->id;
 }
 
+/**
+ * bp_plugin_get_name:
+ * @self: a #BpPlugin
+ *
+ * Gets the `Name=` of the keyfile (the id while it is missing).
+ *
+ * Returns: (transfer none): the human-readable name
+ */
 const char *
 bp_plugin_get_name (BpPlugin *self)
 {
@@ -307,6 +383,14 @@ bp_plugin_get_name (BpPlugin *self)
   return self->name;
 }
 
+/**
+ * bp_plugin_get_description:
+ * @self: a #BpPlugin
+ *
+ * Gets the `Description=` of the keyfile, localized.
+ *
+ * Returns: (transfer none): the description, empty when there is none
+ */
 const char *
 bp_plugin_get_description (BpPlugin *self)
 {
@@ -314,6 +398,15 @@ bp_plugin_get_description (BpPlugin *self)
   return self->description;
 }
 
+/**
+ * bp_plugin_get_module_path:
+ * @self: a #BpPlugin
+ *
+ * Gets the path of the shared module, `lib<Module>.so` in the
+ * keyfile's directory.
+ *
+ * Returns: (transfer none): the module path, empty when the keyfile is bad
+ */
 const char *
 bp_plugin_get_module_path (BpPlugin *self)
 {
@@ -321,6 +414,15 @@ bp_plugin_get_module_path (BpPlugin *self)
   return self->module_path;
 }
 
+/**
+ * bp_plugin_get_backend_type:
+ * @self: a #BpPlugin
+ *
+ * Gets the `X-Backplane-Backend-Type=` of the keyfile: the value of
+ * `type=` in a `[backend NAME]` group that selects this plugin.
+ *
+ * Returns: (transfer none): the backend type, empty when the keyfile is bad
+ */
 const char *
 bp_plugin_get_backend_type (BpPlugin *self)
 {
@@ -328,6 +430,14 @@ bp_plugin_get_backend_type (BpPlugin *self)
   return self->backend_type;
 }
 
+/**
+ * bp_plugin_get_file:
+ * @self: a #BpPlugin
+ *
+ * Gets the path of the `.plugin` keyfile.
+ *
+ * Returns: (transfer none): the keyfile path
+ */
 const char *
 bp_plugin_get_file (BpPlugin *self)
 {
@@ -335,6 +445,15 @@ bp_plugin_get_file (BpPlugin *self)
   return self->file;
 }
 
+/**
+ * bp_plugin_is_loaded:
+ * @self: a #BpPlugin
+ *
+ * Checks whether [method@Bp.Plugin.load] has succeeded, so that
+ * [method@Bp.Plugin.get_backend_gtype] is valid.
+ *
+ * Returns: %TRUE if the module is loaded and its backend type registered
+ */
 gboolean
 bp_plugin_is_loaded (BpPlugin *self)
 {
@@ -346,7 +465,13 @@ bp_plugin_is_loaded (BpPlugin *self)
  * bp_plugin_get_error:
  * @self: a #BpPlugin
  *
- * Returns: (transfer none) (nullable): why the plugin cannot be used
+ * Gets the error that makes the plugin unusable: from parsing its keyfile,
+ * from discovery, from [method@Bp.Plugin.load] or from
+ * [method@Bp.Plugin.set_error]. It is in the %BP_ERROR domain and its
+ * message names the keyfile.
+ *
+ * Returns: (transfer none) (nullable): why the plugin cannot be used, or
+ *   %NULL
  */
 const GError *
 bp_plugin_get_error (BpPlugin *self)
@@ -355,6 +480,16 @@ bp_plugin_get_error (BpPlugin *self)
   return self->error;
 }
 
+/**
+ * bp_plugin_set_error:
+ * @self: a #BpPlugin
+ * @error: (nullable): the error to keep (copied), or %NULL to clear it
+ *
+ * Replaces the plugin's error. A plugin with an error is not loaded by
+ * [method@Bp.Plugin.load] (which returns the error instead) and shows the
+ * message in Manager.Plugins. It does not unload an already loaded
+ * plugin.
+ */
 void
 bp_plugin_set_error (BpPlugin     *self,
                      const GError *error)
@@ -371,8 +506,16 @@ bp_plugin_set_error (BpPlugin     *self,
  * @self: a #BpPlugin
  * @error: return location for a #GError
  *
- * Opens the module and calls its bp_plugin_register(). Idempotent: a loaded
- * plugin returns %TRUE, a failed one returns its error again.
+ * Opens the module (resident, never unloaded) and calls its
+ * `bp_plugin_register` function, which must register exactly one concrete
+ * [class@Bp.Backend] subclass. Idempotent: a loaded plugin returns %TRUE,
+ * a plugin with an error returns a copy of that error again without
+ * trying.
+ *
+ * A missing module fails with %BP_ERROR_NOT_FOUND; a module that cannot be
+ * opened, lacks the symbol or registers no (or a wrong) type fails with
+ * %BP_ERROR_FAILED. The error is also kept as [method@Bp.Plugin.get_error].
+ * Runs the plugin's code on the calling thread (the main context).
  *
  * Returns: %TRUE when the backend type is registered
  */
@@ -430,6 +573,16 @@ bp_plugin_load (BpPlugin  *self,
   return TRUE;
 }
 
+/**
+ * bp_plugin_get_backend_gtype:
+ * @self: a #BpPlugin
+ *
+ * Gets the [class@Bp.Backend] subclass that the plugin registered; the
+ * daemon instantiates it once per configured backend of this type.
+ *
+ * Returns: the backend #GType, or %G_TYPE_INVALID while the plugin is not
+ *   loaded
+ */
 GType
 bp_plugin_get_backend_gtype (BpPlugin *self)
 {
@@ -441,8 +594,11 @@ bp_plugin_get_backend_gtype (BpPlugin *self)
  * bp_plugin_get_interface_xml:
  * @self: a #BpPlugin
  *
+ * Gets the D-Bus introspection documents added with
+ * [method@Bp.Plugin.add_interface_xml], in the order they were added.
+ *
  * Returns: (transfer none) (array zero-terminated=1): the interface XML
- *   documents the plugin added
+ *   documents the plugin added; empty before it is loaded
  */
 const char * const *
 bp_plugin_get_interface_xml (BpPlugin *self)
@@ -454,6 +610,11 @@ bp_plugin_get_interface_xml (BpPlugin *self)
 /**
  * bp_plugin_to_variant:
  * @self: a #BpPlugin
+ *
+ * Describes the plugin as one element of the Manager.Plugins property:
+ * `name` s, `description` s, `module` s (the module path), `type` s (the
+ * backend type), `file` s (the keyfile), `loaded` b and `error` s (the
+ * error message, empty when there is none).
  *
  * Returns: (transfer floating): the `a{sv}` of Manager.Plugins
  */
@@ -481,9 +642,11 @@ bp_plugin_to_variant (BpPlugin *self)
  * @self: the plugin being registered
  * @backend_type: a #GType derived from #BpBackend
  *
- * Declares the backend class of this plugin. Only valid inside
- * bp_plugin_register(); a type that is not a #BpBackend, or a second type,
- * becomes the plugin's load error.
+ * Declares the backend class of this plugin. Only valid inside the
+ * module's `bp_plugin_register` function (otherwise a critical warning is
+ * emitted and nothing happens). A type that is not a concrete (non-abstract)
+ * [class@Bp.Backend] subclass, or a second type, becomes the plugin's
+ * %BP_ERROR_FAILED load error.
  */
 void
 bp_plugin_add_backend_type (BpPlugin *self,
@@ -509,7 +672,14 @@ bp_plugin_add_backend_type (BpPlugin *self,
  * bp_plugin_add_interface_xml:
  * @self: the plugin being registered
  * @xml: a D-Bus introspection document of the plugin's interfaces, with
- *   doc annotations; served on Introspect
+ *   doc annotations (copied)
+ *
+ * Adds the introspection XML of the plugin's typed interfaces. Whenever
+ * the daemon creates a backend of this type it passes the XML to
+ * [method@Bp.Host.add_interface_xml], which serves it, documentation
+ * included, on Introspect; XML that does not parse leaves that backend
+ * `unavailable`, not started. Call it from the module's
+ * `bp_plugin_register` function.
  */
 void
 bp_plugin_add_interface_xml (BpPlugin   *self,

@@ -125,6 +125,130 @@ typedef struct
  * and lifetime retirement, max uses, validation on checkout, leak
  * detection, draining close and `a{sv}` stats. Used by the postgres and
  * bolt plugins for their connections.
+ *
+ * ## Life cycle of a resource
+ *
+ * - **Sizing.** [property@Bp.Pool:min] resources are created up front (from
+ *   [ctor@Bp.Pool.new]) and kept: when lifetime, max-uses or an error
+ *   retires one, the pool creates a replacement. A failing refill backs off
+ *   (250 ms doubling to 30 s, with jitter) instead of spinning. At most
+ *   [property@Bp.Pool:max] resources exist at once, idle, in use, being
+ *   validated or being created; a min above max counts as max.
+ * - **Acquire.** [method@Bp.Pool.acquire_async] hands out an idle resource
+ *   (the most recently used first), creates one if there is room, or waits
+ *   for the next release. Waiters are served strictly first in, first out.
+ *   A waiter gives up after [property@Bp.Pool:acquire-timeout-ms] with
+ *   %BP_ERROR_POOL_EXHAUSTED, or with `G_IO_ERROR_CANCELLED` when its
+ *   #GCancellable fires; either way it leaves the queue at once. At most
+ *   [property@Bp.Pool:max-waiters] wait; one more gets
+ *   %BP_ERROR_LIMIT_EXCEEDED.
+ * - **Create.** When a create fails and no other pending create or
+ *   validation can serve the oldest waiter, that waiter gets the create
+ *   error (it does not hang until its timeout). Each failed create fails at
+ *   most one waiter, so an unreachable server costs one attempt per waiter.
+ *   A create that outlives [property@Bp.Pool:create-timeout-ms] is
+ *   cancelled (its error becomes %BP_ERROR_TIMEOUT); one that completes
+ *   after its waiter left just goes idle (it never leaks).
+ * - **Validation.** An idle resource is validated on checkout (with the
+ *   optional `validate_async` hook) when it was idle for
+ *   [property@Bp.Pool:validate-after-idle-ms] or more; a failed or
+ *   timed-out ([property@Bp.Pool:validation-timeout-ms]) validation
+ *   destroys it and the same waiter is served by another resource within
+ *   its own timeout.
+ * - **Release.** [method@Bp.Pool.release] returns the resource to the idle
+ *   list after the optional `reset` hook. With healthy=%FALSE it is
+ *   destroyed instead; so is a resource the reset hook refuses.
+ * - **Retirement.** Resources idle for [property@Bp.Pool:idle-timeout-ms]
+ *   are destroyed, oldest first, down to min.
+ *   [property@Bp.Pool:max-lifetime-ms] (minus up to 2.5 % random jitter,
+ *   as HikariCP does, so a batch created together does not expire
+ *   together) retires a resource when idle, or on release when in use.
+ *   [property@Bp.Pool:max-uses] retires it on the release that reaches the
+ *   count. Both apply at or below min.
+ * - **Leaks.** A resource held longer than
+ *   [property@Bp.Pool:leak-threshold-ms] is reported once per checkout
+ *   through [signal@Bp.Pool::leak-detected] with the acquirer's label; the
+ *   pool only reports it (library code logs at debug level; the daemon
+ *   decides).
+ * - **Close.** [method@Bp.Pool.close_async] fails all waiters with
+ *   %BP_ERROR_UNAVAILABLE ("pool closed"), destroys idle resources, cancels
+ *   pending creates and validations, and completes when every checked-out
+ *   resource has come back (each is then destroyed). Later acquires fail
+ *   with %BP_ERROR_UNAVAILABLE.
+ *
+ * [method@Bp.Pool.dup_stats] reports the gauges and counters.
+ *
+ * ## Threads and timers
+ *
+ * A pool is not thread-safe. It belongs to the thread-default main context
+ * that was current when it was created; call it from there only. All
+ * callbacks (the #BpPoolFuncs hooks, the signal, acquire and close
+ * completions) run in that context. Checked-out items, waiters and pending
+ * creates keep the pool alive. The pool arms one [class@Bp.Clock] timeout
+ * source at most, for the nearest deadline of all waiters, creates,
+ * validations, idle and lifetime expiry, leak checks and the refill
+ * backoff; a closed pool has none.
+ *
+ * ## Example
+ *
+ * ```c
+ * static void
+ * conn_create_async (gpointer             user_data,
+ *                    GCancellable        *cancellable,
+ *                    GAsyncReadyCallback  callback,
+ *                    gpointer             callback_data)
+ * {
+ *   MyFactory *factory = user_data;
+ *
+ *   my_conn_connect_async (factory->uri, cancellable,
+ *                          callback, callback_data);
+ * }
+ *
+ * static gpointer
+ * conn_create_finish (gpointer       user_data,
+ *                     GAsyncResult  *result,
+ *                     GError       **error)
+ * {
+ *   return my_conn_connect_finish (result, error);
+ * }
+ *
+ * static void
+ * conn_destroy (gpointer user_data,
+ *               gpointer resource)
+ * {
+ *   my_conn_close (resource);   // must not block
+ * }
+ *
+ * static const BpPoolFuncs conn_funcs = {
+ *   .create_async = conn_create_async,
+ *   .create_finish = conn_create_finish,
+ *   .destroy = conn_destroy,
+ * };
+ *
+ * static void
+ * acquired_cb (GObject      *source,
+ *              GAsyncResult *result,
+ *              gpointer      user_data)
+ * {
+ *   BpPool *pool = BP_POOL (source);
+ *   g_autoptr(GError) error = NULL;
+ *   BpPoolItem *item = bp_pool_acquire_finish (pool, result, &error);
+ *   gboolean ok;
+ *
+ *   if (item == NULL)
+ *     return fail (user_data, error);   // POOL_EXHAUSTED, UNAVAILABLE, ...
+ *
+ *   ok = my_conn_query (bp_pool_item_get_resource (item), user_data, &error);
+ *   bp_pool_release (pool, item, ok);   // exactly once
+ *   // ...
+ * }
+ *
+ * pool = bp_pool_new (&conn_funcs, factory, my_factory_free,
+ *                     "min", 1, "max", 8, "acquire-timeout-ms", 5000,
+ *                     NULL);
+ * bp_pool_acquire_async (pool, "Sql.Query :1.42", cancellable,
+ *                        acquired_cb, request);
+ * ```
  */
 struct _BpPool
 {
@@ -992,7 +1116,8 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:clock:
    *
-   * The time source of every timeout; bp_clock_get_default() if unset.
+   * The time source of every timeout and of the lifetime jitter;
+   * [func@Bp.Clock.get_default] if unset. Construct-only.
    */
   properties[PROP_CLOCK] =
     g_param_spec_object ("clock", NULL, NULL, BP_TYPE_CLOCK,
@@ -1001,7 +1126,9 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:min:
    *
-   * Resources created up front and kept through idle reaping.
+   * Resources created up front and kept through idle reaping (0 to 10000,
+   * default 0; a min above #BpPool:max counts as max). Raising it starts the
+   * missing creates.
    */
   properties[PROP_MIN] =
     g_param_spec_uint ("min", NULL, NULL, 0, 10000, 0, rw);
@@ -1009,7 +1136,10 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:max:
    *
-   * The most resources that exist at once, idle, in use or being created.
+   * The most resources that exist at once, idle, in use, being validated
+   * or being created (1 to 10000, default 10). Lowering it destroys idle
+   * resources over the limit at once, and resources in use as they are
+   * released.
    */
   properties[PROP_MAX] =
     g_param_spec_uint ("max", NULL, NULL, 1, 10000, 10, rw);
@@ -1017,8 +1147,8 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:max-waiters:
    *
-   * The most acquires that may wait at once; one more fails with
-   * %BP_ERROR_LIMIT_EXCEEDED.
+   * The most acquires that may wait at once (default 1024); one more fails
+   * with %BP_ERROR_LIMIT_EXCEEDED. 0 means no limit.
    */
   properties[PROP_MAX_WAITERS] =
     g_param_spec_uint ("max-waiters", NULL, NULL, 0, 1000000, 1024, rw);
@@ -1026,8 +1156,9 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:acquire-timeout-ms:
    *
-   * How long an acquire waits before %BP_ERROR_POOL_EXHAUSTED; 0 waits
-   * until served or cancelled.
+   * How long an acquire waits before %BP_ERROR_POOL_EXHAUSTED, in
+   * milliseconds (default 30 s); 0 waits until served or cancelled. A
+   * change applies to acquires made afterwards.
    */
   properties[PROP_ACQUIRE_TIMEOUT_MS] =
     g_param_spec_uint ("acquire-timeout-ms", NULL, NULL, 0, G_MAXUINT, 30000, rw);
@@ -1035,7 +1166,9 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:create-timeout-ms:
    *
-   * A create still running after this long is cancelled; 0 never.
+   * A create still running after this long, in milliseconds (default
+   * 30 s), is cancelled and counts as failed with %BP_ERROR_TIMEOUT;
+   * 0 never.
    */
   properties[PROP_CREATE_TIMEOUT_MS] =
     g_param_spec_uint ("create-timeout-ms", NULL, NULL, 0, G_MAXUINT, 30000, rw);
@@ -1043,8 +1176,8 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:validation-timeout-ms:
    *
-   * A validation still running after this long is cancelled (and the
-   * resource destroyed); 0 never.
+   * A validation still running after this long, in milliseconds (default
+   * 5 s), is cancelled (and the resource destroyed); 0 never.
    */
   properties[PROP_VALIDATION_TIMEOUT_MS] =
     g_param_spec_uint ("validation-timeout-ms", NULL, NULL, 0, G_MAXUINT, 5000, rw);
@@ -1052,8 +1185,8 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:idle-timeout-ms:
    *
-   * Resources idle this long are destroyed while more than min exist;
-   * 0 keeps them.
+   * Resources idle this long, in milliseconds (default 10 min), are
+   * destroyed while more than min exist; 0 keeps them.
    */
   properties[PROP_IDLE_TIMEOUT_MS] =
     g_param_spec_uint ("idle-timeout-ms", NULL, NULL, 0, G_MAXUINT, 600000, rw);
@@ -1061,8 +1194,9 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:max-lifetime-ms:
    *
-   * Resources older than this (minus up to 2.5 % jitter) are retired when
-   * idle or on release; 0 never. Applies to resources created afterwards.
+   * Resources older than this, in milliseconds (default 30 min; minus up to
+   * 2.5 % jitter), are retired when idle or on release; 0 never. Applies to
+   * resources created afterwards.
    */
   properties[PROP_MAX_LIFETIME_MS] =
     g_param_spec_uint ("max-lifetime-ms", NULL, NULL, 0, G_MAXUINT, 1800000, rw);
@@ -1080,7 +1214,9 @@ bp_pool_class_init (BpPoolClass *klass)
    * BpPool:validate-after-idle-ms:
    *
    * An idle resource is validated on checkout when it was idle at least
-   * this long (0: on every checkout). Ignored without a validate function.
+   * this long, in milliseconds (default 500 ms; 0: on every checkout). A
+   * resource just created or just validated is not validated again. Ignored
+   * without a validate function.
    */
   properties[PROP_VALIDATE_AFTER_IDLE_MS] =
     g_param_spec_uint ("validate-after-idle-ms", NULL, NULL, 0, G_MAXUINT, 500, rw);
@@ -1088,8 +1224,8 @@ bp_pool_class_init (BpPoolClass *klass)
   /**
    * BpPool:leak-threshold-ms:
    *
-   * A resource checked out for longer is reported once through
-   * #BpPool::leak-detected; 0 disables the check.
+   * A resource checked out for longer, in milliseconds, is reported once
+   * through #BpPool::leak-detected; 0 (the default) disables the check.
    */
   properties[PROP_LEAK_THRESHOLD_MS] =
     g_param_spec_uint ("leak-threshold-ms", NULL, NULL, 0, G_MAXUINT, 0, rw);
@@ -1103,8 +1239,9 @@ bp_pool_class_init (BpPoolClass *klass)
    * @held_us: how long the resource has been checked out, in microseconds
    *
    * A resource has been checked out for leak-threshold-ms or longer. Emitted
-   * once per checkout, in the pool's context. The pool does nothing else
-   * about it: the holder may still release it.
+   * once per checkout, in the pool's context, from the pool's timer. The
+   * pool does nothing else about it (it is counted as `leaks` in
+   * [method@Bp.Pool.dup_stats]): the holder may still release it.
    */
   signals[SIGNAL_LEAK_DETECTED] =
     g_signal_new ("leak-detected",
@@ -1134,6 +1271,13 @@ bp_pool_init (BpPool *self)
  * Creates a pool bound to the calling thread's thread-default main context,
  * e.g. `bp_pool_new (&funcs, factory, g_object_unref, "min", 2, "max", 8,
  * "clock", clock, NULL)`. It starts creating min resources right away.
+ * `create_async`, `create_finish` and `destroy` are required, and
+ * `validate_async` and `validate_finish` come as a pair: anything else is a
+ * programming error (a critical warning, and %NULL).
+ *
+ * Dropping the last reference without closing the pool destroys its idle
+ * resources; checked-out items, waiters and pending creates hold
+ * references of their own, so that happens only once they are done.
  *
  * Returns: (transfer full): a new #BpPool
  */
@@ -1169,7 +1313,10 @@ bp_pool_new (const BpPoolFuncs *funcs,
  * bp_pool_get_clock:
  * @self: a #BpPool
  *
- * Returns: (transfer none): the pool's clock
+ * Gets the clock every timeout of the pool is measured on
+ * ([property@Bp.Pool:clock]).
+ *
+ * Returns: (transfer none): the pool's clock, owned by @self
  */
 BpClock *
 bp_pool_get_clock (BpPool *self)
@@ -1182,7 +1329,11 @@ bp_pool_get_clock (BpPool *self)
  * bp_pool_is_closed:
  * @self: a #BpPool
  *
- * Returns: whether bp_pool_close_async() was called
+ * Tells whether the pool is closed: acquires then fail with
+ * %BP_ERROR_UNAVAILABLE. It is %TRUE as soon as
+ * [method@Bp.Pool.close_async] was called, before the drain completes.
+ *
+ * Returns: whether [method@Bp.Pool.close_async] was called
  */
 gboolean
 bp_pool_is_closed (BpPool *self)
@@ -1223,8 +1374,13 @@ bp_pool_waiter_cancelled_cb (GCancellable *cancellable,
  * order the acquires arrived. Fails with %BP_ERROR_POOL_EXHAUSTED after
  * acquire-timeout-ms, %BP_ERROR_LIMIT_EXCEEDED when max-waiters already
  * wait, %BP_ERROR_UNAVAILABLE once the pool is closed, with the create
- * error when creating a resource for it failed, and %G_IO_ERROR_CANCELLED.
+ * error (%BP_ERROR_TIMEOUT for a create that timed out) when creating a
+ * resource for it failed, and `G_IO_ERROR_CANCELLED`.
  * @callback never runs synchronously inside this call.
+ *
+ * Call it from the pool's context. Finish with
+ * [method@Bp.Pool.acquire_finish], and give the item back with
+ * [method@Bp.Pool.release].
  */
 void
 bp_pool_acquire_async (BpPool              *self,
@@ -1291,13 +1447,22 @@ bp_pool_acquire_async (BpPool              *self,
 }
 
 /**
- * bp_pool_acquire_finish:
+ * bp_pool_acquire_finish: (skip)
  * @self: a #BpPool
  * @result: the #GAsyncResult
  * @error: return location for a #GError
  *
+ * Finishes [method@Bp.Pool.acquire_async]. Errors are in the
+ * `BP_ERROR` domain (see [method@Bp.Pool.acquire_async]), the domain of
+ * the create error, or `G_IO_ERROR_CANCELLED`. If the acquire's
+ * cancellable was cancelled after a resource was handed out, this fails
+ * with `G_IO_ERROR_CANCELLED` and the item goes back to the pool by itself;
+ * so does an item whose acquire is never finished.
+ *
+ * Not introspectable: a #BpPoolItem has no type for language bindings.
+ *
  * Returns: (transfer full): the checked-out item, to give back exactly once
- *   with bp_pool_release(); %NULL with @error set
+ *   with [method@Bp.Pool.release]; %NULL with @error set
  */
 BpPoolItem *
 bp_pool_acquire_finish (BpPool        *self,
@@ -1312,13 +1477,17 @@ bp_pool_acquire_finish (BpPool        *self,
 }
 
 /**
- * bp_pool_try_acquire:
+ * bp_pool_try_acquire: (skip)
  * @self: a #BpPool
  * @acquirer: (nullable): who asks, for leak reports
  *
- * The synchronous fast path: checks out an idle resource if one is ready
- * right now (nobody is waiting, and it needs no validation). Never creates,
- * validates or waits.
+ * The synchronous fast path: checks out the most recently used idle
+ * resource if it is ready right now (nobody is waiting, the pool is open,
+ * and it has not expired and needs no validation). Never creates,
+ * validates or waits; on %NULL, fall back to
+ * [method@Bp.Pool.acquire_async].
+ *
+ * Not introspectable: a #BpPoolItem has no type for language bindings.
  *
  * Returns: (transfer full) (nullable): a checked-out item, or %NULL
  */
@@ -1351,10 +1520,17 @@ bp_pool_try_acquire (BpPool     *self,
  * @item: (transfer full): an item checked out from @self
  * @healthy: %FALSE if the resource failed and must not be reused
  *
- * Gives a checked-out item back. The resource is destroyed instead of
- * returned when @healthy is %FALSE, when it reached max-uses or its
- * lifetime, when the reset hook refuses it, or when the pool is closed.
- * Releasing an item twice is a programming error.
+ * Gives a checked-out item back; @item is invalid afterwards. The resource
+ * is destroyed instead of returned when @healthy is %FALSE, when it reached
+ * max-uses or its lifetime, when the pool is over #BpPool:max (it was
+ * lowered), when the reset hook refuses it, or when the pool is closed.
+ * Either way the next waiter is served (from this resource or a new one);
+ * its callback may run before this function returns. Call it from the
+ * pool's context. Releasing an item twice, or to another pool, is a
+ * programming error.
+ *
+ * This drops the reference the item held on @self, which may finalize the
+ * pool.
  */
 void
 bp_pool_release (BpPool     *self,
@@ -1444,8 +1620,12 @@ bp_pool_close_cancelled_cb (GCancellable *cancellable,
  * Closes the pool: waiters fail with %BP_ERROR_UNAVAILABLE, idle resources
  * are destroyed, pending creates and validations are cancelled, and later
  * acquires fail. Completes once every checked-out item was released (and
- * destroyed), or on the next iteration if none is out. May be called more
- * than once.
+ * destroyed) and every cancelled create and validation has called back, or
+ * on the next iteration if nothing is out. May be called more than once;
+ * every call completes.
+ *
+ * If @cancellable is already cancelled when this is called, it fails with
+ * `G_IO_ERROR_CANCELLED` and the pool is not closed.
  */
 void
 bp_pool_close_async (BpPool              *self,
@@ -1508,6 +1688,10 @@ bp_pool_close_async (BpPool              *self,
  * @result: the #GAsyncResult
  * @error: return location for a #GError
  *
+ * Finishes [method@Bp.Pool.close_async]. The only error is
+ * `G_IO_ERROR_CANCELLED`, when the close's cancellable fired: the pool
+ * then stays closed and keeps draining.
+ *
  * Returns: %TRUE once the pool is drained; %FALSE with @error set if the
  *   wait was cancelled
  */
@@ -1556,7 +1740,7 @@ percentile (const gint64 *sorted,
  * `max` u, `created` t, `destroyed` t, `acquired` t, `acquire-timeouts` t,
  * `create-errors` t, `validation-failures` t, `leaks` t, and the acquire
  * wait percentiles over the last 1024 checkouts, `acquire-wait-p50-us` x
- * and `acquire-wait-p99-us` x; `closed` b.
+ * and `acquire-wait-p99-us` x; `closed` b. Counters are since creation.
  *
  * Returns: (transfer full): a new non-floating `a{sv}` #GVariant
  */
@@ -1598,6 +1782,10 @@ bp_pool_dup_stats (BpPool *self)
  * bp_pool_item_get_resource:
  * @item: a checked-out #BpPoolItem
  *
+ * Gets the resource `create_finish` returned. Use it only until the item
+ * is released, and do not destroy it yourself: release the item with
+ * healthy=%FALSE instead.
+ *
  * Returns: (transfer none): the resource, owned by the pool
  */
 gpointer
@@ -1610,6 +1798,10 @@ bp_pool_item_get_resource (BpPoolItem *item)
 /**
  * bp_pool_item_get_uses:
  * @item: a checked-out #BpPoolItem
+ *
+ * Gets how often the resource was handed out, for example to prepare
+ * statements only on first use. [property@Bp.Pool:max-uses] compares
+ * against it.
  *
  * Returns: how many times the resource was checked out, this time
  *   included (1 on its first use)
@@ -1625,7 +1817,12 @@ bp_pool_item_get_uses (BpPoolItem *item)
  * bp_pool_item_get_acquirer:
  * @item: a checked-out #BpPoolItem
  *
- * Returns: (nullable) (transfer none): the label given when it was acquired
+ * Gets the label given to [method@Bp.Pool.acquire_async] (or
+ * [method@Bp.Pool.try_acquire]) for this checkout, the one
+ * [signal@Bp.Pool::leak-detected] reports.
+ *
+ * Returns: (nullable) (transfer none): the label given when it was acquired,
+ *   owned by @item
  */
 const char *
 bp_pool_item_get_acquirer (BpPoolItem *item)

@@ -23,9 +23,16 @@ G_DECLARE_FINAL_TYPE (BpPool, bp_pool, BP, POOL, GObject)
 /**
  * BpPoolItem:
  *
- * One checked-out resource. It stays owned by the pool: get the resource
- * with bp_pool_item_get_resource() and give the item back, exactly once,
- * with bp_pool_release().
+ * One checked-out resource, from [method@Bp.Pool.acquire_finish] or
+ * [method@Bp.Pool.try_acquire]. It stays owned by the pool: get the
+ * resource with [method@Bp.PoolItem.get_resource] and give the item back,
+ * exactly once, with [method@Bp.Pool.release]; the item is invalid after
+ * that. An item that is never released keeps its pool alive and is
+ * reported by [signal@Bp.Pool::leak-detected] when
+ * [property@Bp.Pool:leak-threshold-ms] is set.
+ *
+ * An opaque C-only structure, with no type of its own for language
+ * bindings.
  */
 typedef struct _BpPoolItem BpPoolItem;
 
@@ -35,7 +42,9 @@ typedef struct _BpPoolItem BpPoolItem;
  *   must honour @cancellable: the pool cancels it on create-timeout-ms and
  *   on close. Required.
  * @create_finish: finishes @create_async. Returns the new resource, or
- *   %NULL with an error. Required.
+ *   %NULL with an error (a %NULL without an error is reported as
+ *   %BP_ERROR_FAILED). The error is handed to the oldest waiter when no
+ *   other pending create or validation can serve it. Required.
  * @validate_async: (nullable): checks that an idle resource still works
  *   (a `SELECT 1`, a Bolt `RESET`) before it is handed out. The pool calls
  *   it on checkout when the resource was idle for validate-after-idle-ms or
@@ -51,8 +60,11 @@ typedef struct _BpPoolItem BpPoolItem;
  *   its own. Required.
  *
  * The resource factory of a #BpPool. Every function receives the
- * `user_data` given to bp_pool_new() and runs in the pool's main context.
- * The async functions report to @callback with @callback_data as usual.
+ * `user_data` given to [ctor@Bp.Pool.new] and runs in the pool's main
+ * context. The async functions report to their `callback` with their
+ * `callback_data` as usual, exactly once, from the main loop. A resource is
+ * an opaque pointer to the pool; it is handed to @destroy exactly once.
+ * Unused members must be %NULL (use a designated initializer).
  */
 typedef struct _BpPoolFuncs BpPoolFuncs;
 

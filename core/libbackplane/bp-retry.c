@@ -70,16 +70,21 @@ G_DEFINE_ENUM_TYPE (BpIdempotency, bp_idempotency,
  * - `G_IO_ERROR_CANCELLED`, `BP_ERROR_CANCELLED`: %BP_FAILURE_IGNORE (never a
  *   failure, never retried)
  * - `BP_ERROR_TIMEOUT`, `BP_ERROR_UNAVAILABLE`, `BP_ERROR_CIRCUIT_OPEN`, and
- *   the I/O errors meaning the request never left (refused, unreachable, not
- *   connected, timed out, temporary resolver failure): %BP_FAILURE_RETRYABLE
- * - `G_IO_ERROR_CONNECTION_CLOSED` / `G_IO_ERROR_BROKEN_PIPE`,
- *   `G_IO_ERROR_PARTIAL_INPUT`: %BP_FAILURE_AMBIGUOUS (it may have been applied)
+ *   the I/O errors meaning the request never left or the server is busy
+ *   (`G_IO_ERROR_CONNECTION_REFUSED`, `HOST_UNREACHABLE`,
+ *   `NETWORK_UNREACHABLE`, `HOST_NOT_FOUND`, `NOT_CONNECTED`, `TIMED_OUT`,
+ *   `BUSY`, `WOULD_BLOCK`, `G_RESOLVER_ERROR_TEMPORARY_FAILURE`):
+ *   %BP_FAILURE_RETRYABLE
+ * - `G_IO_ERROR_CONNECTION_CLOSED` / `G_IO_ERROR_BROKEN_PIPE` (the same
+ *   code), `G_IO_ERROR_PARTIAL_INPUT`: %BP_FAILURE_AMBIGUOUS (the request
+ *   may have been applied)
  * - client errors (`INVALID_ARGUMENT`, `NOT_FOUND`, `PERMISSION_DENIED`) and
  *   local limits (`POOL_EXHAUSTED`, `LIMIT_EXCEEDED`): %BP_FAILURE_IGNORE
  * - everything else (`BP_ERROR_BACKEND`, `BP_ERROR_FAILED`, unknown domains):
  *   %BP_FAILURE_FATAL
  *
- * Other domains are first mapped with bp_error_normalize().
+ * Other domains (and the remaining `G_IO_ERROR` codes) are first mapped to
+ * a %BP_ERROR code with [func@Bp.error_normalize]. Pure and thread-safe.
  *
  * Returns: the kind of failure
  */
@@ -181,10 +186,14 @@ G_DEFINE_BOXED_TYPE (BpRetryBudget, bp_retry_budget, bp_retry_budget_ref, bp_ret
  * Creates a retry budget, usually one per backend shared by its retries,
  * hedges and dead-letter replays. Finagle's default is ratio 0.2, 10 per
  * second, window 10 s: over the first T seconds, with N first attempts, at
- * most `ratio·N + min_per_second·(T + 1)` retries pass (the reserve starts full
- * and holds at most one second's worth).
+ * most `ratio·N + min_per_second·(T + 1)` retries pass (the reserve starts
+ * full and holds at most one second's worth).
  *
- * Returns: (transfer full): a new #BpRetryBudget
+ * A @ratio or @min_per_second out of range is a programming error: a
+ * critical warning is logged and %NULL returned.
+ *
+ * Returns: (transfer full): a new #BpRetryBudget; free it with
+ *   [method@Bp.RetryBudget.unref]
  */
 BpRetryBudget *
 bp_retry_budget_new (BpClock *clock,
@@ -219,6 +228,8 @@ bp_retry_budget_new (BpClock *clock,
  * bp_retry_budget_ref:
  * @self: a #BpRetryBudget
  *
+ * Takes a reference on @self. Thread-safe (atomic).
+ *
  * Returns: (transfer full): @self
  */
 BpRetryBudget *
@@ -232,6 +243,9 @@ bp_retry_budget_ref (BpRetryBudget *self)
 /**
  * bp_retry_budget_unref:
  * @self: (transfer full): a #BpRetryBudget
+ *
+ * Drops a reference on @self; the last one frees it. Thread-safe (atomic).
+ * Runs in progress hold their own reference.
  */
 void
 bp_retry_budget_unref (BpRetryBudget *self)
@@ -278,7 +292,8 @@ budget_deposit_at (BpRetryBudget *self,
  * @self: a #BpRetryBudget
  *
  * Records a first attempt. [method@Bp.Retry.run_async] calls it once per
- * run; call it yourself for operations you retry by other means.
+ * run; call it yourself for operations you retry by other means. A deposit
+ * counts for the budget's window.
  */
 void
 bp_retry_budget_deposit (BpRetryBudget *self)
@@ -292,7 +307,12 @@ bp_retry_budget_deposit (BpRetryBudget *self)
  * bp_retry_budget_try_withdraw:
  * @self: a #BpRetryBudget
  *
- * Asks for one retry.
+ * Asks for one retry: it is paid from the `ratio` share of the deposits in
+ * the window if that share is not used up, otherwise from the per-second
+ * reserve. [method@Bp.Retry.run_async] calls it before every retry; call it
+ * yourself before a retry you make by other means, and do not retry when it
+ * says no. Each refusal is counted as `exhausted` in
+ * [method@Bp.RetryBudget.dup_stats].
  *
  * Returns: %TRUE if the retry may go ahead (and is now paid for), %FALSE if
  *   the budget is exhausted
@@ -353,7 +373,10 @@ bp_retry_budget_try_withdraw (BpRetryBudget *self)
  * bp_retry_budget_dup_stats:
  * @self: a #BpRetryBudget
  *
- * Returns: (transfer full): a floating-free `a{sv}` with `deposits`,
+ * Takes a snapshot of the budget's counters, for metrics and D-Bus: the
+ * first attempts recorded, the retries allowed and the retries refused.
+ *
+ * Returns: (transfer full): a new, non-floating `a{sv}` with `deposits`,
  *   `withdrawals` and `exhausted` (all `t`, since creation)
  */
 GVariant *
@@ -381,10 +404,119 @@ bp_retry_budget_dup_stats (BpRetryBudget *self)
  * number of attempts, an overall deadline, a retry predicate
  * ([callback@Bp.ClassifyFunc]) and an optional shared [struct@Bp.RetryBudget].
  *
- * Thread-safe: properties may be changed from any thread (a run reads them
- * once, when it starts), and bp_retry_run_async() may be called from any
- * thread; its callbacks run in the caller's thread-default main context.
- * Set the classifier before the first run.
+ * Create one with [ctor@Bp.Retry.new], configure it through its properties,
+ * then run any [struct@Bp.Operation] under it with
+ * [method@Bp.Retry.run_async], or with
+ * [method@Bp.Retry.run_with_breaker_async] to also admit every attempt
+ * through a [class@Bp.Breaker]. A backend's own policy, built from the
+ * `retry.*` keys of its configuration group, is used by
+ * [method@Bp.Backend.call_async].
+ *
+ * ## Retry rules
+ *
+ * After a failed attempt the rules below are applied in this order; the
+ * first one that says stop completes the run with the error of that
+ * attempt, unchanged:
+ *
+ * 1. a cancelled run, or a failure classified %BP_FAILURE_FATAL or
+ *    %BP_FAILURE_IGNORE, is final (%BP_FAILURE_RETRYABLE and
+ *    %BP_FAILURE_AMBIGUOUS go on);
+ * 2. a %BP_IDEMPOTENCY_UNSAFE operation is never retried (RFC 9110 §9.2.2,
+ *    gRPC A6);
+ * 3. no more than [property@Bp.Retry:max-attempts] attempts, the first one
+ *    included;
+ * 4. no attempt starts after the deadline
+ *    ([property@Bp.Retry:deadline-ms] after the start of the run), and the
+ *    last sleep is clipped to it;
+ * 5. a failure that carries a retry-after ([func@Bp.error_get_retry_after]:
+ *    a breaker's rejection, a server's `Retry-After`) is retried only if the
+ *    retry-after fits in the time left before the deadline (in
+ *    [property@Bp.Retry:cap-ms] when there is no deadline), and then the
+ *    sleep is at least the retry-after; a %BP_ERROR_CIRCUIT_OPEN without one
+ *    (a breaker in %BP_BREAKER_MODE_FORCED_OPEN) is not retried;
+ * 6. every retry must withdraw from the budget, if there is one
+ *    ([method@Bp.RetryBudget.try_withdraw]); an exhausted budget ends the
+ *    run.
+ *
+ * The sleep before a retry is drawn as [enum@Bp.Jitter] describes from
+ * [property@Bp.Retry:base-ms], [property@Bp.Retry:multiplier] and
+ * [property@Bp.Retry:cap-ms] ([method@Bp.Retry.compute_delay] draws one).
+ * With the defaults (3 attempts, base 100 ms, multiplier 2, cap 10 s, full
+ * jitter) a run sleeps at most 100 ms and then at most 200 ms.
+ *
+ * ## Threads and main contexts
+ *
+ * Properties may be changed from any thread; a run reads them, the budget
+ * and the classifier once, when it starts. [method@Bp.Retry.run_async] may
+ * be called from any thread: every attempt is started, every sleep runs
+ * and the callback is called in the thread-default main context of its
+ * caller, never before [method@Bp.Retry.run_async] has returned. Sleeps
+ * are [class@Bp.Clock] timeout sources raced against the run's
+ * #GCancellable, so a cancellation during a sleep completes the run from
+ * the main loop with `G_IO_ERROR_CANCELLED` without starting another
+ * attempt, and nothing stays armed once the run has completed. A run whose
+ * cancellable was cancelled also finishes with `G_IO_ERROR_CANCELLED` when
+ * its last attempt succeeded (the result is freed). Set the classifier
+ * before the first run.
+ *
+ * ## Example
+ *
+ * ```c
+ * static void
+ * get_start (gpointer             op_data,
+ *            GCancellable        *cancellable,
+ *            GAsyncReadyCallback  callback,
+ *            gpointer             callback_data)
+ * {
+ *   GetRequest *req = op_data;
+ *
+ *   my_client_get_async (req->client, req->key, cancellable,
+ *                        callback, callback_data);
+ * }
+ *
+ * static gboolean
+ * get_finish (gpointer       op_data,
+ *             GAsyncResult  *result,
+ *             gpointer      *out_result,
+ *             GError       **error)
+ * {
+ *   GetRequest *req = op_data;
+ *   GBytes *value = my_client_get_finish (req->client, result, error);
+ *
+ *   if (value == NULL)
+ *     return FALSE;
+ *   if (out_result != NULL)
+ *     *out_result = value;
+ *   else
+ *     g_bytes_unref (value);
+ *   return TRUE;
+ * }
+ *
+ * static const BpOperation get_op = {
+ *   get_start, get_finish, (GDestroyNotify) g_bytes_unref,
+ * };
+ *
+ * static void
+ * get_done_cb (GObject      *source,
+ *              GAsyncResult *result,
+ *              gpointer      user_data)
+ * {
+ *   g_autoptr(GBytes) value = NULL;
+ *   g_autoptr(GError) error = NULL;
+ *   guint attempts = 0;
+ *
+ *   if (!bp_retry_run_finish (BP_RETRY (source), result,
+ *                             (gpointer *) &value, &attempts, &error))
+ *     g_message ("GET failed after %u attempts: %s",
+ *                attempts, error->message);
+ *   // ...
+ * }
+ *
+ * // The request is freed with get_request_free() once the run is over.
+ * bp_retry_run_async (retry, &get_op, req, get_request_free,
+ *                     BP_IDEMPOTENCY_IDEMPOTENT, cancellable,
+ *                     get_done_cb, self);
+ * ```
  */
 struct _BpRetry
 {
@@ -668,7 +800,10 @@ bp_retry_new (BpClock *clock)
  * bp_retry_get_clock:
  * @self: a #BpRetry
  *
- * Returns: (transfer none): the clock
+ * Gets the clock the sleeps and the deadline are measured on and the jitter
+ * is drawn from ([property@Bp.Retry:clock]).
+ *
+ * Returns: (transfer none): the clock, owned by @self
  */
 BpClock *
 bp_retry_get_clock (BpRetry *self)
@@ -682,7 +817,9 @@ bp_retry_get_clock (BpRetry *self)
  * @self: a #BpRetry
  * @budget: (nullable): the budget to share, or %NULL for none
  *
- * Sets the retry budget. Runs already started keep the one they started with.
+ * Sets the retry budget ([property@Bp.Retry:budget]); @self takes its own
+ * reference. Several policies may share one budget. Runs already started
+ * keep the one they started with. Thread-safe.
  */
 void
 bp_retry_set_budget (BpRetry       *self,
@@ -710,7 +847,10 @@ bp_retry_set_budget (BpRetry       *self,
  * bp_retry_dup_budget:
  * @self: a #BpRetry
  *
- * Returns: (transfer full) (nullable): the retry budget
+ * Gets the retry budget new runs use. Thread-safe.
+ *
+ * Returns: (transfer full) (nullable): a new reference to the retry budget,
+ *   or %NULL if there is none
  */
 BpRetryBudget *
 bp_retry_dup_budget (BpRetry *self)
@@ -730,13 +870,15 @@ bp_retry_dup_budget (BpRetry *self)
  * bp_retry_set_classify_func:
  * @self: a #BpRetry
  * @func: (nullable) (scope notified): the classifier, %NULL for
- *   [func@Bp.failure_kind_from_error]
+ *   [func@Bp.FailureKind.from_error]
  * @user_data: data for @func
  * @destroy: (nullable): frees @user_data
  *
- * Sets the retry predicate. Set it before the first run: runs in progress
- * keep using the function they started with, and the old @user_data is
- * destroyed at once.
+ * Sets the retry predicate, which decides rule 1 of the retry rules (see
+ * [class@Bp.Retry]). It is called once per failed attempt, in the run's
+ * main context. Set it before the first run: runs in progress keep using
+ * the function they started with, and the old @user_data is destroyed at
+ * once, so changing it while runs are in progress is unsafe.
  */
 void
 bp_retry_set_classify_func (BpRetry        *self,
@@ -826,8 +968,10 @@ compute_delay (BpClock  *clock,
  *   (0 or less: the base)
  *
  * Draws one backoff delay with the current configuration and the clock's
- * RNG. The result is in `[0, cap]` for every input; see [enum@Bp.Jitter] for
- * each shape's range.
+ * RNG, as a run does before each retry (before rule 5 of [class@Bp.Retry]
+ * lengthens it to a retry-after or rule 4 clips it to the deadline). The
+ * result is in `[0, cap]` for every input; see [enum@Bp.Jitter] for each
+ * shape's range. Thread-safe.
  *
  * Returns: the delay in microseconds
  */
@@ -1069,8 +1213,11 @@ retry_start_attempt (BpRetryRun *run,
       if (timeout_ms > 0)
         {
           run->via_breaker_call = TRUE;
+          /* The breaker's call keeps the run, and so op_data, alive until
+           * a timed-out attempt's late result has been finished. */
           bp_breaker_call_admitted_async (run->breaker, &run->permit, timeout_ms,
-                                          &run->op, run->op_data, run->cancellable,
+                                          &run->op, run->op_data, G_OBJECT (run),
+                                          run->cancellable,
                                           retry_attempt_done_cb, g_object_ref (run));
           return;
         }
@@ -1330,9 +1477,16 @@ retry_run (BpRetry             *self,
  *   context of the caller
  * @user_data: data for @callback
  *
- * Runs @op, retrying failed attempts as the policy allows (see the rules
- * at the top of this file, also in [class@Bp.Retry]). If a budget is set,
- * the run deposits once and each retry withdraws once.
+ * Runs @op, retrying failed attempts as the policy allows (see the retry
+ * rules in [class@Bp.Retry]). The first attempt starts before this function
+ * returns (unless @cancellable is already cancelled); @callback is called
+ * exactly once, never from within this function. If a budget is set, the
+ * run deposits once and each retry withdraws once. The configuration,
+ * budget and classifier are read once, now.
+ *
+ * Finish with [method@Bp.Retry.run_finish]. The run holds a reference on
+ * @self and on @cancellable until it has completed; @op_data is destroyed
+ * when the run is freed, after @callback.
  */
 void
 bp_retry_run_async (BpRetry             *self,
@@ -1357,10 +1511,12 @@ bp_retry_run_async (BpRetry             *self,
  * @self: a #BpRetry
  * @breaker: the circuit breaker that admits every attempt
  * @op: the operation (copied)
- * @op_data: (nullable): passed to @op's functions; it lives until the run
- *   has completed, and, after a per-call timeout, until the timed-out
- *   attempt's late result has come
- * @op_data_destroy: (nullable): frees @op_data
+ * @op_data: (nullable): passed to @op's functions; it must stay valid
+ *   until the run has completed and, after a per-call timeout, until the
+ *   timed-out attempt's late result has come
+ * @op_data_destroy: (nullable): frees @op_data when the run is over: after
+ *   @callback, and with #BpBreaker:timeout-ms set, after the late result of
+ *   every timed-out attempt has been passed to @op's `finish`
  * @idempotency: what @op declares; only idempotent or keyed operations are
  *   retried
  * @cancellable: (nullable): cancels the run, including a sleep between
@@ -1370,16 +1526,18 @@ bp_retry_run_async (BpRetry             *self,
  *   context of the caller
  * @user_data: data for @callback
  *
- * Runs @op as bp_retry_run_async() does, with every attempt admitted by
- * @breaker: the same as wrapping each attempt in bp_breaker_call_async()
- * (without a fallback), in one #GTask instead of one per attempt plus one
- * for the run. A rejected attempt fails with %BP_ERROR_CIRCUIT_OPEN and is
- * retried only if its retry-after fits (rule 5); each admitted attempt's
- * outcome is recorded with the breaker's classifier; the breaker's
- * #BpBreaker:timeout-ms applies to each attempt and a timed-out attempt
- * fails with %BP_ERROR_TIMEOUT. This is what bp_backend_call_async() uses.
+ * Runs @op as [method@Bp.Retry.run_async] does, with every attempt admitted
+ * by @breaker. It behaves as if each attempt were wrapped in
+ * [method@Bp.Breaker.call_async] (without a fallback), in one object per
+ * run instead of a #GTask per attempt plus one for the run. A rejected
+ * attempt fails with %BP_ERROR_CIRCUIT_OPEN without starting @op, counts as
+ * an attempt, and is retried only if its retry-after fits (rule 5); each
+ * admitted attempt's outcome is recorded with the breaker's classifier; the
+ * breaker's [property@Bp.Breaker:timeout-ms] applies to each attempt and a
+ * timed-out attempt fails with %BP_ERROR_TIMEOUT (retryable). This is what
+ * [method@Bp.Backend.call_async] uses.
  *
- * Finish with bp_retry_run_finish().
+ * Finish with [method@Bp.Retry.run_finish].
  */
 void
 bp_retry_run_with_breaker_async (BpRetry             *self,
@@ -1411,6 +1569,14 @@ bp_retry_run_with_breaker_async (BpRetry             *self,
  *   failure too (the dead-letter queue records it)
  * @error: return location for the error of the last attempt, or
  *   `G_IO_ERROR_CANCELLED`
+ *
+ * Finishes a run started with [method@Bp.Retry.run_async] or
+ * [method@Bp.Retry.run_with_breaker_async]; call it once, from the run's
+ * callback. On failure @error is the last attempt's error as the operation
+ * (or, with a breaker, the breaker: %BP_ERROR_CIRCUIT_OPEN with a
+ * retry-after, %BP_ERROR_TIMEOUT) reported it, in any domain, or
+ * `G_IO_ERROR_CANCELLED` if the run was cancelled before or between
+ * attempts, or after its last attempt succeeded.
  *
  * Returns: %TRUE if an attempt succeeded
  */

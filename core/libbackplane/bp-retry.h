@@ -33,7 +33,17 @@ G_BEGIN_DECLS
  * How a #GError is judged by [class@Bp.Retry] and [class@Bp.Breaker].
  * Backends classify their native errors (SQLSTATE classes, Bolt failure
  * codes, HTTP status, exit status) with a [callback@Bp.ClassifyFunc] and fall
- * back to [func@Bp.failure_kind_from_error] for the rest.
+ * back to [func@Bp.FailureKind.from_error] for the rest.
+ *
+ * | kind | breaker failure | retried (idempotent or keyed op) |
+ * |------|-----------------|----------------------------------|
+ * | %BP_FAILURE_RETRYABLE | yes | yes |
+ * | %BP_FAILURE_FATAL | yes | no |
+ * | %BP_FAILURE_AMBIGUOUS | yes | yes |
+ * | %BP_FAILURE_IGNORE | no | no |
+ *
+ * An operation declared %BP_IDEMPOTENCY_UNSAFE is never retried, whatever
+ * the kind.
  */
 typedef enum
 {
@@ -45,13 +55,22 @@ typedef enum
 
 /**
  * BpJitter:
- * @BP_JITTER_NONE: `min(cap, base·m^n)`, m the #BpRetry:multiplier (2)
- * @BP_JITTER_FULL: uniform in `[0, min(cap, base·m^n)]` (AWS "full jitter")
- * @BP_JITTER_EQUAL: `t/2` plus uniform in `[0, t/2]` with `t = min(cap, base·m^n)`
- * @BP_JITTER_DECORRELATED: `min(cap, uniform in [base, 3·previous])`
+ * @BP_JITTER_NONE: `min(cap, base·m^n)`, no randomness
+ * @BP_JITTER_FULL: uniform in `[0, min(cap, base·m^n)]` (AWS "full
+ *   jitter"); the default
+ * @BP_JITTER_EQUAL: `t/2` plus uniform in `[0, t/2]`, with
+ *   `t = min(cap, base·m^n)`
+ * @BP_JITTER_DECORRELATED: `min(cap, uniform in [base, 3·previous])`, with
+ *   `previous` the last sleep clamped to `[base, cap]` (the base for the
+ *   first retry); `m` is not used
  *
- * The backoff shapes of [class@Bp.Retry]; `n` is the 0-based index of the
- * retry (0 for the sleep after the first failed attempt).
+ * The backoff shapes of [class@Bp.Retry] (AWS Architecture Blog,
+ * "Exponential Backoff And Jitter"). `base`, `m` and `cap` are the
+ * [property@Bp.Retry:base-ms], [property@Bp.Retry:multiplier] (2 by
+ * default) and [property@Bp.Retry:cap-ms] properties, a base above the cap
+ * counts as the cap, and `n` is the 0-based index of the retry (0 for the
+ * sleep after the first failed attempt). The random draws come from the
+ * retry's [class@Bp.Clock], so a manual clock makes them reproducible.
  */
 typedef enum
 {
@@ -70,8 +89,11 @@ typedef enum
  * @BP_IDEMPOTENCY_KEYED: it carries an idempotency key the backend (or the
  *   dead-letter queue) uses to apply it at most once
  *
- * What an operation declares about itself. Only %BP_IDEMPOTENCY_IDEMPOTENT
- * and %BP_IDEMPOTENCY_KEYED operations are retried.
+ * What an operation declares about itself, passed to
+ * [method@Bp.Retry.run_async]. Only %BP_IDEMPOTENCY_IDEMPOTENT and
+ * %BP_IDEMPOTENCY_KEYED operations are retried; [class@Bp.Retry] treats the
+ * two alike, the key itself travels with the operation's data (and is what
+ * [class@Bp.DeadLetters] deduplicates on).
  */
 typedef enum
 {
@@ -93,11 +115,16 @@ GType bp_idempotency_get_type  (void) G_GNUC_CONST;
 
 /**
  * BpClassifyFunc:
- * @error: the error an operation failed with
+ * @error: the error an operation failed with; never %NULL
  * @user_data: the data given with the function
  *
- * Classifies a failure. Called in the context the operation completes in;
- * for a [class@Bp.Breaker] used from several threads it must be thread-safe.
+ * Classifies a failure, for [method@Bp.Retry.set_classify_func] and
+ * [method@Bp.Breaker.set_classify_func]. Called in the thread and main
+ * context the operation completes in (for [class@Bp.Retry], the caller's
+ * thread-default main context), without any lock held; for a
+ * [class@Bp.Breaker] used from several threads it must be thread-safe. It
+ * must not block. Return [func@Bp.FailureKind.from_error] for the
+ * errors it does not know, so cancellation stays %BP_FAILURE_IGNORE.
  *
  * Returns: the kind of failure
  */
@@ -113,9 +140,11 @@ typedef BpFailureKind (*BpClassifyFunc) (const GError *error,
  * @callback_data: pass it to @callback
  *
  * Starts one attempt of an asynchronous operation, in the style of a
- * `foo_async()` function. As with #GTask, @callback must be invoked from the
- * main loop: never from within this function, nor synchronously from a
- * #GCancellable::cancelled handler.
+ * `foo_async()` function. It is called once per attempt, in the
+ * thread-default main context of the caller of the runner (or from that
+ * context's main loop, for a retry after a sleep). As with #GTask, @callback
+ * must be invoked from the main loop: never from within this function, nor
+ * synchronously from a #GCancellable::cancelled handler.
  */
 typedef void (*BpOperationStartFunc) (gpointer             op_data,
                                       GCancellable        *cancellable,
@@ -130,9 +159,14 @@ typedef void (*BpOperationStartFunc) (gpointer             op_data,
  *   operation; %NULL for operations without one
  * @error: return location for a #GError
  *
- * Completes one attempt, in the style of a `foo_finish()` function.
+ * Completes one attempt, in the style of a `foo_finish()` function. Called
+ * from @callback of [callback@Bp.OperationStartFunc], exactly once per
+ * attempt, even for an attempt whose result is no longer wanted (a
+ * [class@Bp.Breaker] call that timed out): the result is then freed with the
+ * operation's `free_result`.
  *
- * Returns: %TRUE on success, %FALSE with @error set on failure
+ * Returns: %TRUE on success, %FALSE with @error set on failure (a %FALSE
+ *   without an error is reported as %BP_ERROR_FAILED)
  */
 typedef gboolean (*BpOperationFinishFunc) (gpointer       op_data,
                                            GAsyncResult  *result,
@@ -150,8 +184,16 @@ typedef gboolean (*BpOperationFinishFunc) (gpointer       op_data,
  * the backend function it wraps:
  *
  * ```c
- * static const BpOperation query_op = { query_start, query_finish, query_result_free };
+ * static const BpOperation query_op = {
+ *   query_start, query_finish, (GDestroyNotify) query_result_free,
+ * };
  * ```
+ *
+ * The runners ([method@Bp.Retry.run_async],
+ * [method@Bp.Retry.run_with_breaker_async], [method@Bp.Breaker.call_async])
+ * copy the table, so it may live on the stack. They call @start once per
+ * attempt with the operation's data, and free any result nobody takes
+ * with @free_result. See [class@Bp.Retry] for a complete example.
  */
 typedef struct
 {
@@ -170,12 +212,22 @@ BpFailureKind bp_failure_kind_from_error (const GError *error);
  *
  * A retry budget shared by every retry of one backend, so that retries cannot
  * storm a failing backend (Finagle's RetryBudget). Every first attempt
- * deposits; a retry must withdraw. Retries are allowed up to @ratio of the
- * deposits of the last @window_ms, plus a reserve of @min_per_second retries
- * per second that refills continuously (capacity: one second of reserve,
- * empty at creation).
+ * deposits ([method@Bp.RetryBudget.deposit]); a retry must withdraw
+ * ([method@Bp.RetryBudget.try_withdraw]). Retries are allowed up to `ratio`
+ * of the deposits of the last `window_ms` (counted in 10 buckets, so old
+ * deposits expire a tenth of the window at a time), plus a reserve of
+ * `min_per_second` retries per second that refills continuously. The
+ * reserve holds at most one second's worth and is full at creation, so a
+ * process that just started can still retry its first transient failures.
  *
- * Thread-safe: all functions may be called from any thread.
+ * Create one with [ctor@Bp.RetryBudget.new] and attach it to one or more
+ * [class@Bp.Retry] policies with [method@Bp.Retry.set_budget]; a run then
+ * deposits once and withdraws once per retry. A withdrawal that fails ends
+ * the run with the last attempt's error. [method@Bp.RetryBudget.dup_stats]
+ * shows how often that happened.
+ *
+ * A reference-counted boxed type. Thread-safe: all functions may be called
+ * from any thread.
  */
 typedef struct _BpRetryBudget BpRetryBudget;
 

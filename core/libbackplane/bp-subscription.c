@@ -46,6 +46,41 @@
 #define FLUSH_GATE_KEY "bp-subscription-flush-gate"
 #define XML_ADDED_KEY  "bp-subscription-xml-added"
 
+/**
+ * BpSubscription:
+ *
+ * A per-client stream of events, exported on the bus, batched and unicast
+ * to its owner.
+ *
+ * A backend hands out a subscription for a stream of events (`Sql.Listen`
+ * and the like): [ctor@Bp.Subscription.new] exports it at
+ * `/org/backplane/Backplane1/client/NAME/subscriptionN` with the
+ * %BP_SUBSCRIPTION_INTERFACE interface, the method returns that path, and
+ * the backend feeds events with [method@Bp.Subscription.push].
+ *
+ * Batching: events queue in push order; a flush timer on the host's
+ * [class@Bp.Clock] is armed only while events wait, and reaching a batch
+ * bound of [struct@Bp.SubscriptionLimits] flushes at once. A flush sends
+ * the queue as `Events (aa{sv})` signals addressed to the owner, so the bus
+ * delivers them to the owner only.
+ *
+ * Bounded memory: after a flush the subscription waits until the bus
+ * connection has actually written those signals. Events pushed meanwhile
+ * queue up to max-queued-events; newer ones are dropped (the owner keeps a
+ * gap-free prefix, in order) and counted in the `Dropped` D-Bus property
+ * ([property@Bp.Subscription:dropped]), which is announced to the owner
+ * with `PropertiesChanged` at the next flush. Anybody may read `Dropped`;
+ * only the owner may call `Close`.
+ *
+ * The subscription ends once, emitting [signal@Bp.Subscription::closed],
+ * when the owner calls `Close` (pending events are discarded), when the
+ * owner leaves the bus, or when the creator calls
+ * [method@Bp.Subscription.close] (pending events are sent first). After
+ * that it is unexported, no longer watches its owner and ignores pushes.
+ *
+ * Main context only: create, feed and close a subscription on the main
+ * context of its [class@Bp.Host].
+ */
 struct _BpSubscription
 {
   GObject               parent_instance;
@@ -62,7 +97,9 @@ struct _BpSubscription
 
   GQueue                queue;            /* (element-type GVariant) (owned) events not yet sent */
   gsize                 queued_bytes;
-  guint                 timer_id;         /* BpClock source, armed only while events queue */
+  GSource              *timer;            /* (owned) (nullable): BpClock source, armed
+                                           * only while events queue, in the
+                                           * creator's main context */
   guint64               dropped;
   guint64               dropped_announced;
   gboolean              writing;          /* sent signals the connection has not written yet */
@@ -174,6 +211,17 @@ flush_gate_done_cb (GObject      *source,
     subscription_written (g_ptr_array_index (done, i));
 }
 
+/* The timer is destroyed through its pointer, not by id: it may live in a
+ * thread-default context that g_source_remove() would not search. */
+static void
+clear_timer (BpSubscription *self)
+{
+  if (self->timer == NULL)
+    return;
+  g_source_destroy (self->timer);
+  g_clear_pointer (&self->timer, g_source_unref);
+}
+
 static void
 bp_subscription_dispose (GObject *object)
 {
@@ -185,7 +233,7 @@ bp_subscription_dispose (GObject *object)
       self->closed = TRUE;
       g_atomic_int_add (&n_open, -1);
       g_cancellable_cancel (self->cancellable);
-      g_clear_handle_id (&self->timer_id, g_source_remove);
+      clear_timer (self);
       if (self->registration_id != 0)
         {
           g_dbus_connection_unregister_object (self->connection, self->registration_id);
@@ -398,7 +446,7 @@ send_queue (BpSubscription *self)
 static void
 flush (BpSubscription *self)
 {
-  g_clear_handle_id (&self->timer_id, g_source_remove);
+  clear_timer (self);
   self->flush_requested = FALSE;
   if (send_queue (self))
     {
@@ -432,7 +480,7 @@ flush_timeout_cb (gpointer user_data)
 {
   BpSubscription *self = user_data;
 
-  self->timer_id = 0;
+  g_clear_pointer (&self->timer, g_source_unref);
   request_flush (self);
   return G_SOURCE_REMOVE;
 }
@@ -450,7 +498,7 @@ close_internal (BpSubscription *self,
   self->closed = TRUE;
   g_atomic_int_add (&n_open, -1);
   g_cancellable_cancel (self->cancellable);
-  g_clear_handle_id (&self->timer_id, g_source_remove);
+  clear_timer (self);
   g_queue_clear_full (&self->queue, (GDestroyNotify) g_variant_unref);
   self->queued_bytes = 0;
   self->flush_requested = FALSE;
@@ -564,21 +612,26 @@ limit_or (guint value,
 /**
  * bp_subscription_new:
  * @host: the host whose connection exports the subscription
- * @owner: the unique bus name of the client it belongs to
- * @limits: (nullable): batching and queue bounds; %NULL or zero fields
- *   mean the defaults
+ * @owner: the unique bus name of the client it belongs to, usually
+ *   [method@Bp.Call.get_sender]
+ * @limits: (nullable): batching and queue bounds, copied; %NULL or zero
+ *   fields mean the defaults
  * @error: return location for a #GError
  *
  * Creates a subscription for @owner and exports it at a fresh
- * bp_host_make_client_path() path (`…/client/NAME/subscriptionN`), with
- * documented introspection. Keep a reference and connect to
- * #BpSubscription::closed to release the event source; dropping the last
- * reference unexports it without emitting ::closed.
+ * [method@Bp.Host.make_client_path] path (`…/client/NAME/subscriptionN`),
+ * with documented introspection. It watches @owner and asks the bus
+ * (`NameHasOwner`) whether @owner is still there, so a subscription made
+ * for a client that already left closes by itself soon after.
+ *
+ * Keep a reference and connect to [signal@Bp.Subscription::closed] to
+ * release the event source; dropping the last reference unexports the
+ * subscription without emitting ::closed.
  *
  * Returns: (transfer full): the exported subscription, or %NULL with
  *   %BP_ERROR_INVALID_ARGUMENT (@owner is not a unique name),
- *   %BP_ERROR_UNAVAILABLE (the host has no connection) or a registration
- *   error
+ *   %BP_ERROR_UNAVAILABLE (the host has no connection) or the
+ *   %G_IO_ERROR of g_dbus_connection_register_object()
  */
 BpSubscription *
 bp_subscription_new (BpHost                     *host,
@@ -652,6 +705,9 @@ bp_subscription_new (BpHost                     *host,
  * bp_subscription_get_object_path:
  * @self: a #BpSubscription
  *
+ * Returns where the subscription is exported: the path a method hands to
+ * the client.
+ *
  * Returns: (transfer none): the object path, also after close
  */
 const char *
@@ -664,6 +720,9 @@ bp_subscription_get_object_path (BpSubscription *self)
 /**
  * bp_subscription_get_owner:
  * @self: a #BpSubscription
+ *
+ * Returns the client the subscription belongs to: the only receiver of its
+ * signals and the only caller allowed to `Close` it.
  *
  * Returns: (transfer none): the owner's unique bus name
  */
@@ -680,9 +739,12 @@ bp_subscription_get_owner (BpSubscription *self)
  * @event: (transfer floating): an `a{sv}` event; a floating reference is
  *   sunk, otherwise a new reference is taken
  *
- * Queues @event for the owner. Events reach the owner in push order. When
- * the queue holds max-queued-events already, @event is dropped and counted
- * in `Dropped`. Ignored after close. Main context only.
+ * Queues @event for the owner. Events reach the owner in push order. A
+ * batch that is full by count or by bytes is flushed at once; otherwise
+ * the flush timer is armed, if it is not yet. When the queue holds
+ * max-queued-events already, @event is dropped and counted in `Dropped`.
+ * Ignored after close. An event of another type than `a{sv}` is a
+ * programming error. Main context only.
  */
 void
 bp_subscription_push (BpSubscription *self,
@@ -712,10 +774,13 @@ bp_subscription_push (BpSubscription *self,
   g_queue_push_tail (&self->queue, g_steal_pointer (&owned));
   if (batch_is_full (self))
     request_flush (self);
-  else if (self->timer_id == 0)
-    self->timer_id = bp_clock_timeout_add (bp_host_get_clock (self->host),
-                                           (gint64) self->limits.flush_interval_ms * 1000,
-                                           flush_timeout_cb, self, NULL);
+  else if (self->timer == NULL)
+    {
+      self->timer = bp_clock_timeout_source_new (bp_host_get_clock (self->host),
+                                                 (gint64) self->limits.flush_interval_ms * 1000);
+      g_source_set_callback (self->timer, flush_timeout_cb, self, NULL);
+      g_source_attach (self->timer, g_main_context_get_thread_default ());
+    }
 }
 
 /**
@@ -723,9 +788,10 @@ bp_subscription_push (BpSubscription *self,
  * @self: a #BpSubscription
  *
  * Ends the subscription from the creator's side (the backend stops, the
- * source failed): queued events are sent first, then the object is
- * unexported and #BpSubscription::closed is emitted. Does nothing when
- * already closed.
+ * source failed): queued events are handed to the bus connection first,
+ * then the object is unexported, its owner unwatched and
+ * [signal@Bp.Subscription::closed] emitted. Does nothing when already
+ * closed.
  */
 void
 bp_subscription_close (BpSubscription *self)
@@ -739,7 +805,10 @@ bp_subscription_close (BpSubscription *self)
  * bp_subscription_is_closed:
  * @self: a #BpSubscription
  *
- * Returns: whether the subscription has ended
+ * Tells whether the subscription has ended, in any of the ways listed for
+ * [signal@Bp.Subscription::closed].
+ *
+ * Returns: %TRUE once the subscription has ended
  */
 gboolean
 bp_subscription_is_closed (BpSubscription *self)
@@ -752,8 +821,10 @@ bp_subscription_is_closed (BpSubscription *self)
  * bp_subscription_get_dropped:
  * @self: a #BpSubscription
  *
- * Returns: events dropped so far (the D-Bus property may lag until the
- *   next flush)
+ * Counts the events that were dropped because the queue was full.
+ *
+ * Returns: events dropped so far; the D-Bus property `Dropped` and
+ *   [property@Bp.Subscription:dropped] catch up at the next flush
  */
 guint64
 bp_subscription_get_dropped (BpSubscription *self)
@@ -765,6 +836,9 @@ bp_subscription_get_dropped (BpSubscription *self)
 /**
  * bp_subscription_get_n_queued:
  * @self: a #BpSubscription
+ *
+ * Counts the events pushed and not yet handed to the bus connection; at
+ * most max-queued-events of the [struct@Bp.SubscriptionLimits].
  *
  * Returns: events pushed and not yet sent
  */
@@ -778,8 +852,11 @@ bp_subscription_get_n_queued (BpSubscription *self)
 /**
  * bp_subscription_get_n_open:
  *
- * Returns: subscriptions exported and not yet closed in this process (the
- *   daemon's ActiveSubscriptions counter)
+ * Counts the subscriptions of the whole process that are exported and not
+ * yet closed; the daemon reports it as its `ActiveSubscriptions` counter.
+ * May be called from any thread.
+ *
+ * Returns: subscriptions exported and not yet closed in this process
  */
 guint
 bp_subscription_get_n_open (void)

@@ -28,9 +28,52 @@
 /**
  * BpWorkerPool:
  *
- * Runs blocking functions on a bounded #GThreadPool and completes a #GTask
- * with their result on the caller's main context. A full queue refuses
- * work with %BP_ERROR_LIMIT_EXCEEDED.
+ * Runs blocking or CPU-heavy functions (an fsync, a hash, a blocking
+ * library call) on a bounded #GThreadPool and completes a #GTask with
+ * their result on the caller's main context: the thread-default main
+ * context that was current when [method@Bp.WorkerPool.run_async] was
+ * called. The [callback@Bp.WorkerFunc] itself runs in a worker thread;
+ * its result, error or cancellation always comes back in that context,
+ * never in the worker thread.
+ *
+ * The queue is bounded: at most [property@Bp.WorkerPool:max-threads] jobs
+ * run and at most [property@Bp.WorkerPool:max-queued] wait. One more is
+ * refused with %BP_ERROR_LIMIT_EXCEEDED, which the caller receives on the
+ * next main-loop iteration (never synchronously inside
+ * [method@Bp.WorkerPool.run_async]), so a flood of work degrades into fast
+ * errors instead of unbounded memory.
+ *
+ * A job cancelled while it still waits in the queue completes at once with
+ * `G_IO_ERROR_CANCELLED` and its function never runs. A job cancelled while
+ * it runs is told through the #GCancellable it receives; its result is then
+ * discarded (freed with `result_free`) and the caller gets the
+ * cancellation.
+ *
+ * Threads are shared with GLib's other non-exclusive thread pools, so an
+ * idle worker pool costs no thread. Use
+ * [func@Bp.WorkerPool.get_default] for short blocking calls, and a
+ * pool of your own for long or unbounded work.
+ *
+ * ```c
+ * static gpointer
+ * hash_file (gpointer       data,
+ *            GCancellable  *cancellable,
+ *            GError       **error)
+ * {
+ *   // runs in a worker thread
+ *   return my_hash_file (data, cancellable, error);
+ * }
+ *
+ * bp_worker_pool_run_async (bp_worker_pool_get_default (), hash_file,
+ *                           g_strdup (path), g_free, g_free,
+ *                           cancellable, hashed_cb, self);
+ *
+ * // in hashed_cb, back on the caller's main context:
+ * g_autofree char *digest =
+ *   bp_worker_pool_run_finish (BP_WORKER_POOL (source), result, &error);
+ * ```
+ *
+ * Thread-safe: every function may be called from any thread.
  */
 struct _BpWorkerPool
 {
@@ -274,7 +317,7 @@ bp_worker_pool_class_init (BpWorkerPoolClass *klass)
   /**
    * BpWorkerPool:name:
    *
-   * A name for debugging and stats.
+   * A name for debugging, error messages and stats. Construct-only.
    */
   properties[PROP_NAME] =
     g_param_spec_string ("name", NULL, NULL, "worker",
@@ -283,7 +326,8 @@ bp_worker_pool_class_init (BpWorkerPoolClass *klass)
   /**
    * BpWorkerPool:max-threads:
    *
-   * How many jobs run at the same time.
+   * How many jobs run at the same time (1 to 256, default 4).
+   * Construct-only.
    */
   properties[PROP_MAX_THREADS] =
     g_param_spec_uint ("max-threads", NULL, NULL, 1, 256, 4,
@@ -292,8 +336,8 @@ bp_worker_pool_class_init (BpWorkerPoolClass *klass)
   /**
    * BpWorkerPool:max-queued:
    *
-   * How many jobs may wait for a thread; one more is refused with
-   * %BP_ERROR_LIMIT_EXCEEDED.
+   * How many jobs may wait for a thread (0 to 1048576, default 1024); one
+   * more is refused with %BP_ERROR_LIMIT_EXCEEDED. Construct-only.
    */
   properties[PROP_MAX_QUEUED] =
     g_param_spec_uint ("max-queued", NULL, NULL, 0, 1 << 20, 1024,
@@ -312,7 +356,12 @@ bp_worker_pool_init (BpWorkerPool *self)
  * bp_worker_pool_new:
  * @name: a name for debugging and stats
  * @max_threads: how many jobs run concurrently, 1 to 256
- * @max_queued: how many jobs may wait for a thread (0: none wait)
+ * @max_queued: how many jobs may wait for a thread (0: none wait), at most
+ *   1048576
+ *
+ * Creates a worker pool accepting at most @max_threads + @max_queued jobs
+ * at a time. Values out of range are a programming error (a critical
+ * warning, and %NULL). Threads are started on demand.
  *
  * Returns: (transfer full): a new #BpWorkerPool
  */
@@ -361,7 +410,9 @@ bp_worker_pool_get_default (void)
  * bp_worker_pool_get_name:
  * @self: a #BpWorkerPool
  *
- * Returns: (transfer none): the pool's name
+ * Gets the name given at construction ([property@Bp.WorkerPool:name]).
+ *
+ * Returns: (transfer none): the pool's name, owned by @self
  */
 const char *
 bp_worker_pool_get_name (BpWorkerPool *self)
@@ -373,6 +424,8 @@ bp_worker_pool_get_name (BpWorkerPool *self)
 /**
  * bp_worker_pool_get_max_threads:
  * @self: a #BpWorkerPool
+ *
+ * Gets [property@Bp.WorkerPool:max-threads].
  *
  * Returns: how many jobs may run at once
  */
@@ -386,6 +439,8 @@ bp_worker_pool_get_max_threads (BpWorkerPool *self)
 /**
  * bp_worker_pool_get_max_queued:
  * @self: a #BpWorkerPool
+ *
+ * Gets [property@Bp.WorkerPool:max-queued].
  *
  * Returns: how many jobs may wait for a thread
  */
@@ -413,7 +468,14 @@ bp_worker_pool_get_max_queued (BpWorkerPool *self)
  * Queues @func. If max-threads jobs run and max-queued wait already, the job
  * is refused with %BP_ERROR_LIMIT_EXCEEDED; @callback still runs, on the next
  * main-loop iteration. Cancelling @cancellable while the job waits completes
- * it at once with %G_IO_ERROR_CANCELLED without running @func.
+ * it at once with `G_IO_ERROR_CANCELLED` without running @func; cancelling
+ * it while @func runs only tells @func (which should return early), and
+ * the job then completes with `G_IO_ERROR_CANCELLED`. A @cancellable
+ * already cancelled fails the job without queuing it.
+ *
+ * @callback is called exactly once, never from within this function and
+ * never in the worker thread. Finish with
+ * [method@Bp.WorkerPool.run_finish].
  */
 void
 bp_worker_pool_run_async (BpWorkerPool        *self,
@@ -482,6 +544,12 @@ bp_worker_pool_run_async (BpWorkerPool        *self,
  * @result: the #GAsyncResult
  * @error: return location for a #GError
  *
+ * Finishes [method@Bp.WorkerPool.run_async]. The error is the one the
+ * [callback@Bp.WorkerFunc] set, %BP_ERROR_LIMIT_EXCEEDED if the job was
+ * refused, or `G_IO_ERROR_CANCELLED` if it was cancelled (its result, if
+ * any, is then freed with `result_free`). Since %NULL is a valid result,
+ * check @error rather than the return value.
+ *
  * Returns: (nullable) (transfer full): what the #BpWorkerFunc returned (free
  *   it yourself), or %NULL with @error set
  */
@@ -504,7 +572,8 @@ bp_worker_pool_run_finish (BpWorkerPool  *self,
  * The counters, as `a{sv}`: `name` s, `max-threads` u, `max-queued` u,
  * `queued` u (waiting now), `running` u (inside their function now),
  * `completed` t (functions that returned), `cancelled` t (cancelled while
- * queued), `rejected` t (refused because the queue was full).
+ * queued), `rejected` t (refused because the queue was full). Counters are
+ * since creation. Thread-safe.
  *
  * Returns: (transfer full): a new non-floating `a{sv}` #GVariant
  */

@@ -25,8 +25,11 @@ G_DECLARE_FINAL_TYPE (BpWorkerPool, bp_worker_pool, BP, WORKER_POOL, GObject)
  * @cancellable: (nullable): the call's #GCancellable; long work should poll it
  * @error: return location for a #GError
  *
- * The blocking work. It runs in a worker thread, never in the caller's
- * main context, so it must not touch objects that are not thread-safe.
+ * The blocking work, for [method@Bp.WorkerPool.run_async]. It runs in a
+ * worker thread, never in the caller's main context, so it must not touch
+ * objects that are not thread-safe, nor rely on a thread-default main
+ * context. It is called at most once per job, and not at all for a job
+ * refused or cancelled while queued.
  *
  * Returns: (nullable) (transfer full): the result; %NULL with @error set on
  *   failure. %NULL without an error is a valid result.

@@ -245,6 +245,92 @@ run_until_done (BpClock *clock,
   g_assert_true (o->done);
 }
 
+/* An operation that never answers by itself: the test completes it late,
+ * after the breaker's timeout. Its data lives on the heap, so a use after
+ * the call freed it is caught by AddressSanitizer. */
+typedef struct
+{
+  GTask **pending;   /* where start() parks its task */
+  guint  *n_freed;
+  guint   n_finished;
+} SlowOp;
+
+static void
+slow_start (gpointer             op_data,
+            GCancellable        *cancellable,
+            GAsyncReadyCallback  callback,
+            gpointer             callback_data)
+{
+  SlowOp *op = op_data;
+
+  g_assert_null (*op->pending);
+  /* no cancellable: the late result comes even after the timeout cancelled it */
+  *op->pending = g_task_new (NULL, NULL, callback, callback_data);
+}
+
+static gboolean
+slow_finish (gpointer       op_data,
+             GAsyncResult  *result,
+             gpointer      *out_result,
+             GError       **error)
+{
+  SlowOp *op = op_data;
+  char *value = g_task_propagate_pointer (G_TASK (result), error);
+
+  op->n_finished++;
+  if (value == NULL)
+    return FALSE;
+  *out_result = value;
+  return TRUE;
+}
+
+static void
+slow_op_free (SlowOp *op)
+{
+  (*op->n_freed)++;
+  g_free (op);
+}
+
+static const BpOperation slow_op = { slow_start, slow_finish, g_free };
+
+/* breaker.timeout-ms: the call completes with Timeout at the deadline, and
+ * the operation's data lives until its late result has been finished. */
+static void
+test_call_timeout_late_result (void)
+{
+  g_autoptr(BpClock) clock = bp_clock_new_manual (0, 7);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BpBackend) b = configure (clock, "breaker.timeout-ms=100\nretry.max-attempts=1\n", &error);
+  GTask *pending = NULL;
+  guint n_freed = 0;
+  SlowOp *op = g_new0 (SlowOp, 1);
+  Outcome o = { 0 };
+
+  g_assert_no_error (error);
+  op->pending = &pending;
+  op->n_freed = &n_freed;
+  bp_backend_call_async (b, &slow_op, op, (GDestroyNotify) slow_op_free, BP_IDEMPOTENCY_IDEMPOTENT,
+                         NULL, call_done_cb, &o);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_nonnull (pending);
+  bp_clock_advance (clock, 100 * 1000);
+  while (!o.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_false (o.ok);
+  g_assert_error (o.error, BP_ERROR, BP_ERROR_TIMEOUT);
+  g_assert_cmpuint (o.attempts, ==, 1);
+  /* the call is over, the attempt is not: its data is still there */
+  g_assert_cmpuint (n_freed, ==, 0);
+
+  g_task_return_pointer (pending, g_strdup ("late"), g_free);
+  g_clear_object (&pending);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (n_freed, ==, 1);
+  g_clear_error (&o.error);
+}
+
 static void
 test_call_retries_idempotent (void)
 {
@@ -387,6 +473,7 @@ main (int   argc,
   g_test_add_func ("/backend/config/errors", test_config_errors);
   g_test_add_func ("/backend/config/secrets", test_secret_sources);
   g_test_add_func ("/backend/call/retries-idempotent", test_call_retries_idempotent);
+  g_test_add_func ("/backend/call/timeout-late-result", test_call_timeout_late_result);
   g_test_add_func ("/backend/call/unsafe-not-retried", test_call_unsafe_not_retried);
   g_test_add_func ("/backend/call/ignored-never-trips", test_call_ignored_never_trips);
   g_test_add_func ("/backend/call/trips-breaker", test_call_trips_breaker);

@@ -7,6 +7,8 @@
 
 #include <backplane.h>
 
+#include "bp-host-private.h"
+
 #include "../common/bp-test-bus.h"
 
 typedef struct
@@ -287,6 +289,40 @@ test_watches (Fixture       *f,
   g_assert_cmpuint (bp_host_get_n_watches (f->host), ==, 1);
 }
 
+/* Ids wrap around after 2^32 watches: a new watch must never take the id
+ * of one that is still live (that would free it while it is listed). */
+static void
+test_watch_id_wraps (Fixture       *f,
+                     gconstpointer  data)
+{
+  const char *client_name = g_dbus_connection_get_unique_name (f->client);
+  guint fired_a = 0, fired_b = 0, fired_c = 0;
+  guint a, b, c;
+
+  bp_host_set_next_watch_id (f->host, G_MAXUINT);
+  a = bp_host_watch_owner (f->host, client_name, vanished_count_cb, &fired_a, NULL);
+  g_assert_cmpuint (a, ==, G_MAXUINT);
+  b = bp_host_watch_owner (f->host, client_name, vanished_count_cb, &fired_b, NULL);
+  g_assert_cmpuint (b, ==, 1);   /* 0 is never an id */
+
+  /* wrapped all the way round: a and b are still live, so c skips them */
+  bp_host_set_next_watch_id (f->host, G_MAXUINT);
+  c = bp_host_watch_owner (f->host, client_name, vanished_count_cb, &fired_c, NULL);
+  g_assert_cmpuint (c, !=, a);
+  g_assert_cmpuint (c, !=, b);
+  g_assert_cmpuint (c, ==, 2);
+  g_assert_cmpuint (bp_host_get_n_watches (f->host), ==, 3);
+
+  g_dbus_connection_close_sync (f->client, NULL, NULL);
+  g_clear_object (&f->client);
+  while (fired_a + fired_b + fired_c < 3)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (fired_a, ==, 1);
+  g_assert_cmpuint (fired_b, ==, 1);
+  g_assert_cmpuint (fired_c, ==, 1);
+  g_assert_cmpuint (bp_host_get_n_watches (f->host), ==, 0);
+}
+
 static void
 test_paths_and_introspection (Fixture       *f,
                               gconstpointer  data)
@@ -355,6 +391,7 @@ main (int   argc,
   g_test_add ("/host/call/vanished-caller-cancels", Fixture, NULL, setup, test_vanished_caller_cancels, teardown);
   g_test_add ("/host/call/shutdown-cancels", Fixture, NULL, setup, test_shutdown_cancels, teardown);
   g_test_add ("/host/watches", Fixture, NULL, setup, test_watches, teardown);
+  g_test_add ("/host/watches/id-wraps", Fixture, NULL, setup, test_watch_id_wraps, teardown);
   g_test_add ("/host/paths-and-introspection", Fixture, NULL, setup, test_paths_and_introspection, teardown);
   g_test_add ("/host/call/bad-fd-handle", Fixture, NULL, setup, test_bad_fd_handle, teardown);
   return g_test_run ();
