@@ -1157,15 +1157,20 @@ bp_backend_dead_letter_async (BpBackend           *self,
                               GAsyncReadyCallback  callback,
                               gpointer             user_data)
 {
-  BpBackendPrivate *priv = bp_backend_get_instance_private (self);
-  BpDeadLetters *dl = priv->host != NULL ? bp_host_get_dead_letters (priv->host) : NULL;
-  g_autoptr(GVariant) owned = g_variant_ref_sink (payload);
+  BpBackendPrivate *priv;
+  BpDeadLetters *dl;
+  g_autoptr(GVariant) owned = NULL;
   GTask *task;
   gint64 retry_after_ms = last_error != NULL ? bp_error_get_retry_after (last_error) : -1;
   gint64 not_before = 0;
 
   g_return_if_fail (BP_IS_BACKEND (self));
   g_return_if_fail (operation != NULL);
+  g_return_if_fail (payload != NULL);
+
+  priv = bp_backend_get_instance_private (self);
+  dl = priv->host != NULL ? bp_host_get_dead_letters (priv->host) : NULL;
+  owned = g_variant_ref_sink (payload);
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, bp_backend_dead_letter_async);

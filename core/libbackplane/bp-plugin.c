@@ -31,6 +31,9 @@
 #include "bp-error.h"
 #include "bp-plugin.h"
 
+/* meson's bp_abi (config.h, pkg-config's `abi`) and the public header agree. */
+G_STATIC_ASSERT (BP_ABI == BP_ABI_VERSION);
+
 /**
  * BpPlugin:
  *
@@ -247,11 +250,11 @@ bp_plugin_new_for_file (const char  *path,
     }
   if ((abi = dup_required (kf, "X-Backplane-Abi", path, &self->error)) == NULL)
     return g_steal_pointer (&self);
-  if (!g_str_equal (abi, G_STRINGIFY (BP_ABI)))
+  if (!g_str_equal (abi, G_STRINGIFY (BP_ABI_VERSION)))
     {
       g_set_error (&self->error, BP_ERROR, BP_ERROR_FAILED,
                    _("%s: plugin ABI %s is not supported (this daemon speaks ABI %d)"),
-                   path, abi, BP_ABI);
+                   path, abi, BP_ABI_VERSION);
       return g_steal_pointer (&self);
     }
   if (strchr (module, '/') != NULL)

@@ -1624,8 +1624,9 @@ bp_pool_close_cancelled_cb (GCancellable *cancellable,
  * on the next iteration if nothing is out. May be called more than once;
  * every call completes.
  *
- * If @cancellable is already cancelled when this is called, it fails with
- * `G_IO_ERROR_CANCELLED` and the pool is not closed.
+ * As with g_output_stream_close_async(), a cancelled @cancellable never
+ * keeps the pool open: it closes, and the call fails with
+ * `G_IO_ERROR_CANCELLED` instead of waiting for the drain.
  */
 void
 bp_pool_close_async (BpPool              *self,
@@ -1642,9 +1643,6 @@ bp_pool_close_async (BpPool              *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, bp_pool_close_async);
   g_task_set_name (task, "[backplane] bp_pool_close_async");
-  if (g_task_return_error_if_cancelled (task))
-    return;
-
   hold = g_object_ref (self);
 
   if (!self->closed)
@@ -1667,6 +1665,11 @@ bp_pool_close_async (BpPool              *self,
       for (guint i = 0; i < to_cancel->len; i++)
         g_cancellable_cancel (g_ptr_array_index (to_cancel, i));
     }
+
+  /* As with g_output_stream_close_async(): cancelling a close still
+   * closes; it only stops the wait for the drain. */
+  if (g_task_return_error_if_cancelled (task))
+    return;
 
   if (cancellable != NULL)
     {

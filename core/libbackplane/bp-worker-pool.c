@@ -490,6 +490,7 @@ bp_worker_pool_run_async (BpWorkerPool        *self,
   g_autoptr(GTask) task = NULL;
   RunData *run;
   gboolean accepted;
+  guint n_running, n_queued;
 
   g_return_if_fail (BP_IS_WORKER_POOL (self));
   g_return_if_fail (func != NULL);
@@ -515,6 +516,8 @@ bp_worker_pool_run_async (BpWorkerPool        *self,
 
   g_mutex_lock (&self->mutex);
   accepted = self->queued + self->running < self->max_threads + self->max_queued;
+  n_running = self->running;
+  n_queued = self->queued;
   if (accepted)
     self->queued++;
   else
@@ -524,8 +527,10 @@ bp_worker_pool_run_async (BpWorkerPool        *self,
   if (!accepted)
     {
       g_task_return_new_error (task, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
-                               "Worker pool “%s” is full (%u running, %u queued)",
-                               self->name, self->max_threads, self->max_queued);
+                               "Worker pool “%s” is full: %u running, %u queued "
+                               "(max-threads %u, max-queued %u)",
+                               self->name, n_running, n_queued,
+                               self->max_threads, self->max_queued);
       return;
     }
 

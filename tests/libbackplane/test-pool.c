@@ -816,6 +816,49 @@ test_close_drains (Fixture       *fx,
 }
 
 static void
+close_cancelled_cb (GObject      *object,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (bp_pool_close_finish (BP_POOL (object), result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  *done = TRUE;
+}
+
+/* As with GOutputStream: a cancelled close still closes. */
+static void
+test_close_cancelled (Fixture       *fx,
+                      gconstpointer  data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  BpPoolItem *a;
+  Acq after = { 0 };
+  gboolean done = FALSE;
+
+  fx->pool = bp_pool_new (&factory_funcs, fx->f, NULL, "clock", fx->clock,
+                          "min", 1, "max", 2, NULL);
+  iterate ();
+  a = acquire_now (fx->pool, "a");
+  g_cancellable_cancel (cancellable);
+  bp_pool_close_async (fx->pool, cancellable, close_cancelled_cb, &done);
+  g_assert_true (bp_pool_is_closed (fx->pool));
+  iterate ();
+  g_assert_true (done);
+  acquire (fx->pool, &after, "after", NULL);
+  iterate ();
+  g_assert_error (after.error, BP_ERROR, BP_ERROR_UNAVAILABLE);
+  g_clear_error (&after.error);
+
+  /* the checked-out item still drains: released, it is destroyed */
+  bp_pool_release (fx->pool, a, TRUE);
+  iterate ();
+  g_assert_cmpuint (g_hash_table_size (fx->f->alive), ==, 0);
+}
+
+static void
 test_close_idle (Fixture       *fx,
                  gconstpointer  data)
 {
@@ -1063,6 +1106,7 @@ main (int   argc,
   ADD ("/pool/max/shrink", test_max_shrinks);
   ADD ("/pool/close/drains", test_close_drains);
   ADD ("/pool/close/idle", test_close_idle);
+  ADD ("/pool/close/cancelled-still-closes", test_close_cancelled);
   ADD ("/pool/close/pending-create", test_close_pending_create);
   ADD ("/pool/create/error-fails-waiter", test_create_error);
   ADD ("/pool/create/error-one-waiter-each", test_create_fails_one_waiter_each);
