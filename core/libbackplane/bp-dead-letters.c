@@ -2294,9 +2294,19 @@ replay_done_cb (GObject      *source_object,
       if (retry_after_ms > 0)
         job->retry_after_us = retry_after_ms * G_TIME_SPAN_MILLISECOND;
 
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
-          g_error_matches (error, BP_ERROR, BP_ERROR_CANCELLED))
-        job->outcome = OUTCOME_CANCELLED;
+      if ((g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
+           g_error_matches (error, BP_ERROR, BP_ERROR_CANCELLED)) &&
+          g_cancellable_is_cancelled (self->cancellable))
+        job->outcome = OUTCOME_CANCELLED;   /* the queue is closing */
+      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
+               g_error_matches (error, BP_ERROR, BP_ERROR_CANCELLED))
+        {
+          /* The handler gave up on its own (its backend stopping, say): not
+           * an attempt, but not due again at once either, or the scheduler
+           * would pick it straight back up. */
+          job->outcome = OUTCOME_NOT_ADMITTED;
+          job->not_admitted_next = job->now + jittered (self, job->base_us);
+        }
       else if (g_error_matches (error, BP_ERROR, BP_ERROR_CIRCUIT_OPEN))
         {
           job->outcome = OUTCOME_NOT_ADMITTED;

@@ -249,6 +249,7 @@ enum {
   MODE_CIRCUIT_OPEN,
   MODE_HOLD,
   MODE_ALTERNATE,
+  MODE_CANCELLED,
 };
 
 typedef struct
@@ -339,6 +340,9 @@ replay_func (BpDeadLetters *dl,
       if (r->retry_after_ms > 0)
         bp_error_set_retry_after (&error, r->retry_after_ms);
       g_task_return_error (task, error);
+      break;
+    case MODE_CANCELLED:
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "Operation was cancelled");
       break;
     case MODE_HOLD:
       g_ptr_array_add (r->held, task);
@@ -996,6 +1000,43 @@ test_replay_circuit_open (Fixture       *fx,
   replayer_clear (&r);
 }
 
+/* A handler that gives up by itself (its backend stopping) while the queue
+ * stays open: not an attempt, and not due again at once either. */
+static void
+test_replay_handler_cancelled (Fixture       *fx,
+                               gconstpointer  data)
+{
+  Replayer r;
+  guint64 id;
+  gint64 next, now;
+  guint base_ms = 0;
+
+  replayer_init (&r, MODE_CANCELLED);
+  g_object_get (fx->dl, "replay-base-ms", &base_ms, NULL);
+  g_assert_cmpuint (base_ms, >, 0);
+  id = enqueue (fx->dl, "pg", "k");
+  bp_dead_letters_set_handler (fx->dl, "pg", replay_func, &r, NULL);
+
+  advance (fx->dl, fx->clock, 1000 * MS);
+  g_assert_cmpuint (r.n_calls, ==, 1);
+  g_assert_cmpint (entry_int (fx->dl, id, "attempts"), ==, 3);
+  g_assert_cmpint (entry_int (fx->dl, id, "replays"), ==, 0);
+  now = bp_dead_letters_get_now_unix (fx->dl);
+  next = entry_int (fx->dl, id, "next-attempt");
+  g_assert_cmpint (next, >=, now + (gint64) base_ms * MS / 2);
+  g_assert_cmpint (next, <=, now + (gint64) base_ms * MS);
+
+  /* nothing more until then, however often the loop runs */
+  advance (fx->dl, fx->clock, 0);
+  g_assert_cmpuint (r.n_calls, ==, 1);
+
+  r.mode = MODE_SUCCEED;
+  advance (fx->dl, fx->clock, next - now);
+  g_assert_cmpuint (r.n_calls, ==, 2);
+  g_assert_cmpuint (fx->signals.resolved, ==, 1);
+  replayer_clear (&r);
+}
+
 static void
 test_replay_rate_limit (Fixture       *fx,
                         gconstpointer  data)
@@ -1529,6 +1570,7 @@ main (int   argc,
   ADD ("/dead-letters/replay/backoff-poison", test_replay_backoff_poison);
   ADD ("/dead-letters/replay/retry-after", test_replay_retry_after);
   ADD ("/dead-letters/replay/circuit-open-not-counted", test_replay_circuit_open);
+  ADD ("/dead-letters/replay/handler-cancelled-backs-off", test_replay_handler_cancelled);
   ADD ("/dead-letters/replay/rate-limit", test_replay_rate_limit);
   ADD ("/dead-letters/replay/in-flight", test_replay_in_flight);
   ADD ("/dead-letters/replay/all", test_replay_all);
