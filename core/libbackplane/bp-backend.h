@@ -99,7 +99,12 @@ typedef struct
  *   breaker's `open-max-ms` (default 30000, 1 ms to 1 day)
  * @breaker_half_open_permits: `breaker.half-open-permits`: trial calls
  *   let through while half-open (default 3, 1–1000)
- * @breaker_timeout_ms: `breaker.timeout-ms`: per-attempt timeout; 0 none
+ * @breaker_timeout_ms: `breaker.timeout-ms`: per-attempt timeout; 0 none.
+ *   bp_backend_call_async() abandons and cancels an attempt at this
+ *   deadline; backends with a timeout of their own use it as that
+ *   timeout's default (PostgreSQL: the statement timeout of Query and
+ *   Execute; Bolt: the transaction's tx_timeout; Qdrant: the HTTP request
+ *   timeout when shorter than `timeout-ms=`)
  *   (default 0, up to 1 day)
  * @retry_max_attempts: `retry.max-attempts`: attempts per call, the first
  *   one included (default 3, 1–100)

@@ -1084,6 +1084,11 @@ attempt_acquired_cb (GObject      *object,
     }
   conn = bp_bolt_lease_get_connection (attempt->lease);
 
+  /* breaker.timeout-ms is the default transaction timeout (tx_timeout):
+   * the server aborts the transaction, and the call fails. */
+  if (op->options.timeout_ms == 0)
+    op->options.timeout_ms = (guint) bp_backend_get_resilience_config (BP_BACKEND (op->self))->breaker_timeout_ms;
+
   switch (op->kind)
     {
     case OP_RUN:

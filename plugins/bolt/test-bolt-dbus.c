@@ -275,6 +275,27 @@ test_run_errors (void)
   g_assert_cmpint (single_int (reply, "x"), ==, 7);
 }
 
+/* breaker.timeout-ms is the default tx_timeout: the server terminates a
+ * transaction that runs longer; the timeout-ms option still wins. */
+static void
+test_breaker_timeout (void)
+{
+  g_autoptr(Server) server = server_start ("--auth", "neo4j:s3cret", NULL);
+  g_autoptr(BpTestDaemon) t = daemon_for (server, "bolt", "breaker.timeout-ms=300\n");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = run (t, "CALL test.sleep(2000)", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "TransactionTimedOutClientConfiguration"));
+  g_clear_error (&error);
+
+  reply = run (t, "CALL test.sleep(400)", NULL, g_variant_new_parsed ("{'timeout-ms': <uint32 5000>}"), &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (reply);
+}
+
 static void
 test_run_to_fd (void)
 {
@@ -702,6 +723,7 @@ main (int   argc,
 
   g_test_add_func ("/bolt/dbus/run", test_run);
   g_test_add_func ("/bolt/dbus/run-errors", test_run_errors);
+  g_test_add_func ("/bolt/dbus/breaker-timeout", test_breaker_timeout);
   g_test_add_func ("/bolt/dbus/run-to-fd", test_run_to_fd);
   g_test_add_func ("/bolt/dbus/execute-retry", test_execute_retry);
   g_test_add_func ("/bolt/dbus/transaction", test_transaction);

@@ -486,6 +486,17 @@ attempt_copy_to_cb (GObject      *object,
     attempt_done (attempt, g_variant_new ("(t)", rows), NULL);
 }
 
+/* The statement timeout of a Query or Execute: the call's timeout-ms
+ * option, else the backend's breaker.timeout-ms (0: none). Either way the
+ * server cancels the statement and the call fails with Timeout. */
+static guint
+statement_timeout_ms (SqlOp *op)
+{
+  if (op->options.timeout_ms > 0)
+    return op->options.timeout_ms;
+  return (guint) bp_backend_get_resilience_config (BP_BACKEND (op->self))->breaker_timeout_ms;
+}
+
 /* Main context: a pooled connection for this attempt. */
 static void
 attempt_acquired_cb (GObject      *object,
@@ -510,7 +521,7 @@ attempt_acquired_cb (GObject      *object,
     {
     case SQL_QUERY:
       bp_pg_connection_query_async (conn, op->sql, op->params, op->options.max_rows,
-                                    op->options.timeout_ms, cancellable, attempt_query_cb, attempt);
+                                    statement_timeout_ms (op), cancellable, attempt_query_cb, attempt);
       break;
     case SQL_HEALTH:
       bp_pg_connection_query_async (conn, "SELECT 1", NULL, 0, 0, cancellable, attempt_query_cb, attempt);
@@ -519,7 +530,7 @@ attempt_acquired_cb (GObject      *object,
       bp_pg_connection_execute_async (conn, op->statements,
                                       op->options.atomic ? BP_PG_PIPELINE_FLAGS_NONE
                                                          : BP_PG_PIPELINE_FLAGS_SYNC_EACH,
-                                      op->options.timeout_ms, cancellable, attempt_execute_cb, attempt);
+                                      statement_timeout_ms (op), cancellable, attempt_execute_cb, attempt);
       break;
     case SQL_COPY_FROM:
       bp_pg_connection_copy_from_async (conn, op->sql, op->input, op->options.timeout_ms,

@@ -1504,7 +1504,7 @@ bp_qdrant_backend_configure (BpBackend        *backend,
   g_autofree char *api_key = NULL;
   g_autoptr(GError) local = NULL;
   BpQdrantLimits limits;
-  guint64 timeout_ms, max_conns, v[8];
+  guint64 timeout_ms, breaker_timeout_ms, max_conns, v[8];
 
   if (!bp_config_section_get_uint (section, "timeout-ms", 30000, 1, 3600000, &timeout_ms, error) ||
       !bp_config_section_get_uint (section, "max-connections", 10, 1, 1024, &max_conns, error) ||
@@ -1537,6 +1537,11 @@ bp_qdrant_backend_configure (BpBackend        *backend,
   limits.max_request_bytes = (gsize) v[5];
   limits.max_response_bytes = (gsize) v[6];
   limits.max_line_bytes = (gsize) v[7];
+
+  /* breaker.timeout-ms, when set and shorter, bounds every request too. */
+  breaker_timeout_ms = bp_backend_get_resilience_config (backend)->breaker_timeout_ms;
+  if (breaker_timeout_ms > 0 && breaker_timeout_ms < timeout_ms)
+    timeout_ms = breaker_timeout_ms;
 
   g_clear_object (&self->client);
   self->client = g_initable_new (BP_TYPE_QDRANT_CLIENT, NULL, &local,

@@ -611,6 +611,26 @@ test_retry_after (Fixture       *f,
   g_assert_cmpint (elapsed, >=, 1000 * 1000);
 }
 
+/* breaker.timeout-ms, shorter than timeout-ms, bounds each request. */
+static void
+test_breaker_timeout (Fixture       *f,
+                      gconstpointer  user_data)
+{
+  g_autoptr(JsonNode) fault = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) r = NULL;
+
+  if (f->server == NULL)
+    return;
+  seed (f);
+  fault = test_api (f, "POST", "/__test/faults",
+                    "{\"path_regex\":\"/points/count$\",\"kind\":\"stall\",\"stall_ms\":3000,\"count\":1}");
+  r = vcall (f, "Count", g_variant_new_parsed ("('docs', @a{sv} {})"), "(t)", &error);
+  g_assert_null (r);
+  assert_dbus_error (error, ERR "Timeout");
+  g_clear_error (&error);
+}
+
 static void
 test_server_gone (Fixture       *f,
                   gconstpointer  user_data)
@@ -886,6 +906,7 @@ test_dead_letter_delete (Fixture       *f,
 static const Config plain = { NULL, NULL };
 /* Many 503s on purpose: the breaker must not open in between. */
 static const Config dead_letters = { NULL, "breaker.min-volume=1000\n" };
+static const Config breaker_timeout = { NULL, "breaker.timeout-ms=300\nretry.max-attempts=1\n" };
 static const Config keyed = { "k3y-from-env", "api-key-env=BP_QDRANT_TEST_KEY\n" };
 static const Config keyed_wrong = { "the-real-key", "api-key-env=BP_QDRANT_TEST_KEY\n" };
 
@@ -909,6 +930,7 @@ main (int    argc,
   ADD ("/qdrant/dbus/scroll-reader-gone", &plain, test_scroll_reader_gone);
   ADD ("/qdrant/dbus/retry-after", &plain, test_retry_after);
   ADD ("/qdrant/dbus/server-gone", &plain, test_server_gone);
+  ADD ("/qdrant/dbus/breaker-timeout", &breaker_timeout, test_breaker_timeout);
   ADD ("/qdrant/dbus/dead-letter/upsert", &dead_letters, test_dead_letter);
   ADD ("/qdrant/dbus/dead-letter/delete", &dead_letters, test_dead_letter_delete);
   ADD ("/qdrant/dbus/api-key/from-env", &keyed, test_api_key);

@@ -98,8 +98,9 @@ static gboolean
 db_started (gpointer data)
 {
   g_autofree char *state = bp_test_daemon_backend_state (daemon_, "db", NULL);
+  g_autofree char *slow = bp_test_daemon_backend_state (daemon_, "slow", NULL);
 
-  return !g_str_equal (state, "starting");
+  return !g_str_equal (state, "starting") && !g_str_equal (slow, "starting");
 }
 
 static void
@@ -171,6 +172,30 @@ test_query_errors (void)
                 "(a(ss)aa{sv})", &error);
   g_assert_null (reply);
   assert_dbus_error (error, "org.backplane.Backplane1.Error.LimitExceeded", "max-rows");
+}
+
+/* breaker.timeout-ms is the default statement timeout: the server cancels
+ * the statement and the call fails with Timeout; the timeout-ms option
+ * still overrides it. */
+static void
+test_breaker_timeout (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = call ("/org/backplane/Backplane1/backend/slow", SQL_IFACE ".Query",
+                g_variant_new_parsed ("('SELECT pg_sleep(30)', @av [], @a{sv} {})"),
+                "(a(ss)aa{sv})", &error);
+  g_assert_null (reply);
+  assert_dbus_error (error, "org.backplane.Backplane1.Error.Timeout", NULL);
+  g_clear_error (&error);
+
+  /* the connection is fine afterwards, and the option wins */
+  reply = call ("/org/backplane/Backplane1/backend/slow", SQL_IFACE ".Query",
+                g_variant_new_parsed ("('SELECT pg_sleep(0.5), 7 AS n', @av [], {'timeout-ms': <uint32 20000>})"),
+                "(a(ss)aa{sv})", &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (reply);
 }
 
 static void
@@ -939,8 +964,17 @@ main (int   argc,
                             "password-env=BP_TEST_PG_PASSWORD\n"
                             "pool.max=4\n"
                             "retry.base-ms=10\n"
-                            "breaker.min-volume=1000\n",
-                            fixture->conninfo_tcp);
+                            "breaker.min-volume=1000\n"
+                            "\n"
+                            "[backend slow]\n"
+                            "type=postgres\n"
+                            "conninfo=%s\n"
+                            "password-env=BP_TEST_PG_PASSWORD\n"
+                            "pool.max=2\n"
+                            "retry.max-attempts=1\n"
+                            "breaker.min-volume=1000\n"
+                            "breaker.timeout-ms=300\n",
+                            fixture->conninfo_tcp, fixture->conninfo_tcp);
   daemon_ = bp_test_daemon_new (config);
   g_assert_true (bp_test_wait_until (db_started, NULL, 60000));
 
@@ -948,6 +982,7 @@ main (int   argc,
   g_test_add_func ("/postgres-dbus/query", test_query);
   g_test_add_func ("/postgres-dbus/query/errors", test_query_errors);
   g_test_add_func ("/postgres-dbus/execute", test_execute);
+  g_test_add_func ("/postgres-dbus/breaker-timeout", test_breaker_timeout);
   g_test_add_func ("/postgres-dbus/query-to-fd", test_query_to_fd);
   g_test_add_func ("/postgres-dbus/query-to-fd/reader-gone", test_query_to_fd_reader_gone);
   g_test_add_func ("/postgres-dbus/query-to-fd/reader-gone-idle", test_query_to_fd_reader_gone_idle);
