@@ -1369,7 +1369,10 @@ bp_backend_dup_pool_stats (BpBackend *self)
   return BP_BACKEND_GET_CLASS (self)->dup_pool_stats (self);
 }
 
-static const char * const jitter_names[] = { "full", "equal", "decorrelated", NULL };
+/* retry.jitter, in the order of BpBackendResilienceConfig.retry_jitter */
+static const char * const jitter_names[] = { "full", "equal", "decorrelated", "none", NULL };
+static const BpJitter jitter_values[] = { BP_JITTER_FULL, BP_JITTER_EQUAL, BP_JITTER_DECORRELATED, BP_JITTER_NONE };
+G_STATIC_ASSERT (G_N_ELEMENTS (jitter_names) == G_N_ELEMENTS (jitter_values) + 1);
 static const char * const inline_secret_keys[] = { "password", "api-key", "token" };
 
 static gboolean
@@ -1481,7 +1484,7 @@ bp_backend_configure (BpBackend        *self,
                 "base-ms", (guint) priv->resilience.retry_base_ms,
                 "cap-ms", (guint) priv->resilience.retry_cap_ms,
                 "multiplier", priv->resilience.retry_multiplier,
-                "jitter", BP_JITTER_FULL + priv->resilience.retry_jitter,
+                "jitter", jitter_values[priv->resilience.retry_jitter],
                 "deadline-ms", (guint) priv->resilience.retry_deadline_ms,
                 NULL);
   return TRUE;

@@ -112,7 +112,8 @@ typedef struct
  *   to 1 day, at most @retry_cap_ms)
  * @retry_cap_ms: `retry.cap-ms`: the largest backoff (default 10000, 1 ms
  *   to 1 day)
- * @retry_jitter: `retry.jitter`: 0 `full`, 1 `equal`, 2 `decorrelated`
+ * @retry_jitter: `retry.jitter`: 0 `full`, 1 `equal`, 2 `decorrelated`,
+ *   3 `none`
  *   (default `full`); add %BP_JITTER_FULL to get a [enum@Bp.Jitter]
  * @retry_deadline_ms: `retry.deadline-ms`: no attempt starts later than
  *   this after the call; 0 none (default 0, up to 1 day)
@@ -135,7 +136,7 @@ typedef struct
   guint64 retry_max_attempts;
   guint64 retry_base_ms;
   guint64 retry_cap_ms;
-  guint   retry_jitter;             /* 0 full, 1 equal, 2 decorrelated */
+  guint   retry_jitter;             /* 0 full, 1 equal, 2 decorrelated, 3 none */
   guint64 retry_deadline_ms;        /* 0: none */
   double  retry_multiplier;         /* backoff growth per retry, [1, 10] */
 } BpBackendResilienceConfig;

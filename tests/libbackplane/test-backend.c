@@ -98,6 +98,34 @@ test_config_applies (void)
 }
 
 static void
+test_config_jitter_names (void)
+{
+  static const struct
+  {
+    const char *name;
+    BpJitter    jitter;
+  } cases[] = {
+    { "full", BP_JITTER_FULL },
+    { "equal", BP_JITTER_EQUAL },
+    { "decorrelated", BP_JITTER_DECORRELATED },
+    { "none", BP_JITTER_NONE },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(BpClock) clock = bp_clock_new_manual (0, 1);
+      g_autoptr(GError) error = NULL;
+      g_autofree char *text = g_strdup_printf ("retry.jitter=%s\n", cases[i].name);
+      g_autoptr(BpBackend) b = configure (clock, text, &error);
+      BpJitter jitter;
+
+      g_assert_no_error (error);
+      g_object_get (bp_backend_get_retry (b), "jitter", &jitter, NULL);
+      g_assert_cmpint (jitter, ==, cases[i].jitter);
+    }
+}
+
+static void
 test_config_errors (void)
 {
   g_autoptr(BpClock) clock = bp_clock_new_manual (0, 1);
@@ -471,6 +499,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/backend/config/applies", test_config_applies);
   g_test_add_func ("/backend/config/errors", test_config_errors);
+  g_test_add_func ("/backend/config/jitter-names", test_config_jitter_names);
   g_test_add_func ("/backend/config/secrets", test_secret_sources);
   g_test_add_func ("/backend/call/retries-idempotent", test_call_retries_idempotent);
   g_test_add_func ("/backend/call/timeout-late-result", test_call_timeout_late_result);
