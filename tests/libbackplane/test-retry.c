@@ -1124,6 +1124,33 @@ test_x_breaker (gconstpointer user_data)
 
 /* The fused path (bp_retry_run_with_breaker_async) ----------------------- */
 
+/* A manual clock, a retry policy without jitter (base 100 ms, cap 10 s, 3
+ * attempts, no deadline) and a breaker on that clock. */
+typedef struct
+{
+  BpClock   *clock;
+  BpRetry   *retry;
+  BpBreaker *breaker;
+} Fused;
+
+static void
+fused_set_up (Fused         *fx,
+              gconstpointer  data)
+{
+  fx->clock = bp_clock_new_manual (T0, 1);
+  fx->retry = new_retry (fx->clock, BP_JITTER_NONE, 100, 10000, 3, 0);
+  fx->breaker = bp_breaker_new ("x", fx->clock);
+}
+
+static void
+fused_tear_down (Fused         *fx,
+                 gconstpointer  data)
+{
+  g_assert_finalize_object (fx->retry);
+  g_assert_finalize_object (fx->breaker);
+  g_assert_finalize_object (fx->clock);
+}
+
 static guint64
 stat_u64 (BpBreaker  *breaker,
           const char *key)
@@ -1138,11 +1165,12 @@ stat_u64 (BpBreaker  *breaker,
 /* A per-call timeout applies to each attempt; a timed-out attempt's late
  * result is finished and dropped, and never counts. */
 static void
-test_fused_timeout_late_result (void)
+test_fused_timeout_late_result (Fused         *fx,
+                                gconstpointer  data)
 {
-  BpClock *clock = bp_clock_new_manual (T0, 1);
-  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
-  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  BpClock *clock = fx->clock;
+  BpRetry *retry = fx->retry;
+  BpBreaker *breaker = fx->breaker;
   g_autoptr(GCancellable) first = NULL;
   FakeOp f;
   Outcome o = { 0, };
@@ -1191,18 +1219,16 @@ test_fused_timeout_late_result (void)
   outcome_clear (&o);
 
   fake_clear (&f);
-  g_assert_finalize_object (retry);
-  g_assert_finalize_object (breaker);
-  g_assert_finalize_object (clock);
 }
 
 /* Failures count, ignored errors do not (and are not retried). */
 static void
-test_fused_ignored (void)
+test_fused_ignored (Fused         *fx,
+                    gconstpointer  data)
 {
-  BpClock *clock = bp_clock_new_manual (T0, 1);
-  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
-  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  BpClock *clock = fx->clock;
+  BpRetry *retry = fx->retry;
+  BpBreaker *breaker = fx->breaker;
   FakeOp f;
   Outcome o = { 0, };
 
@@ -1233,20 +1259,16 @@ test_fused_ignored (void)
   g_assert_cmpuint (stat_u64 (breaker, "window-volume"), ==, 3);
   outcome_clear (&o);
   fake_clear (&f);
-
-  g_assert_finalize_object (retry);
-  g_assert_finalize_object (breaker);
-  g_assert_finalize_object (clock);
 }
 
 /* The callback never runs before bp_retry_run_with_breaker_async() has
  * returned, not even for a rejection decided inside it. */
 static void
-test_fused_never_synchronous (void)
+test_fused_never_synchronous (Fused         *fx,
+                              gconstpointer  data)
 {
-  BpClock *clock = bp_clock_new_manual (T0, 1);
-  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
-  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  BpRetry *retry = fx->retry;
+  BpBreaker *breaker = fx->breaker;
   FakeOp f;
   Outcome o = { 0, };
 
@@ -1274,17 +1296,14 @@ test_fused_never_synchronous (void)
   outcome_clear (&o);
 
   fake_clear (&f);
-  g_assert_finalize_object (retry);
-  g_assert_finalize_object (breaker);
-  g_assert_finalize_object (clock);
 }
 
 static void
-test_fused_cancel (void)
+test_fused_cancel (Fused         *fx,
+                   gconstpointer  data)
 {
-  BpClock *clock = bp_clock_new_manual (T0, 1);
-  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
-  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  BpRetry *retry = fx->retry;
+  BpBreaker *breaker = fx->breaker;
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   FakeOp f;
   Outcome o = { 0, };
@@ -1324,9 +1343,6 @@ test_fused_cancel (void)
   outcome_clear (&o);
 
   fake_clear (&f);
-  g_assert_finalize_object (retry);
-  g_assert_finalize_object (breaker);
-  g_assert_finalize_object (clock);
 }
 
 typedef struct
@@ -1424,11 +1440,11 @@ async_result_done_cb (GObject      *source,
 }
 
 static void
-test_fused_async_result (void)
+test_fused_async_result (Fused         *fx,
+                         gconstpointer  data)
 {
-  BpClock *clock = bp_clock_new_manual (T0, 1);
-  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
-  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  BpRetry *retry = fx->retry;
+  BpBreaker *breaker = fx->breaker;
   FakeOp f;
   Outcome o = { 0, };
 
@@ -1443,9 +1459,6 @@ test_fused_async_result (void)
   outcome_clear (&o);
 
   fake_clear (&f);
-  g_assert_finalize_object (retry);
-  g_assert_finalize_object (breaker);
-  g_assert_finalize_object (clock);
 }
 
 /* An operation that breaks the GTask rule and calls back from a thread of
@@ -1507,11 +1520,11 @@ stray_done_cb (GObject      *source,
 }
 
 static void
-test_fused_stray_thread (void)
+test_fused_stray_thread (Fused         *fx,
+                         gconstpointer  data)
 {
-  BpClock *clock = bp_clock_new_manual (T0, 1);
-  BpRetry *retry = new_retry (clock, BP_JITTER_NONE, 100, 10000, 3, 0);
-  BpBreaker *breaker = bp_breaker_new ("x", clock);
+  BpRetry *retry = fx->retry;
+  BpBreaker *breaker = fx->breaker;
   GThread *thread = NULL;
   Outcome o = { 0, };
 
@@ -1528,10 +1541,6 @@ test_fused_stray_thread (void)
   g_assert_cmpstr (o.result, ==, "stray");
   g_main_context_release (g_main_context_default ());
   outcome_clear (&o);
-
-  g_assert_finalize_object (retry);
-  g_assert_finalize_object (breaker);
-  g_assert_finalize_object (clock);
 }
 
 int
@@ -1561,13 +1570,13 @@ main (int   argc,
   g_test_add_func ("/retry/budget/storm", test_budget_storm);
   g_test_add_data_func ("/retry/x-breaker/composed", GINT_TO_POINTER (FALSE), test_x_breaker);
   g_test_add_data_func ("/retry/x-breaker/fused", GINT_TO_POINTER (TRUE), test_x_breaker);
-  g_test_add_func ("/retry/fused/timeout-late-result", test_fused_timeout_late_result);
-  g_test_add_func ("/retry/fused/ignored-not-counted", test_fused_ignored);
-  g_test_add_func ("/retry/fused/never-synchronous", test_fused_never_synchronous);
-  g_test_add_func ("/retry/fused/cancel", test_fused_cancel);
+  g_test_add ("/retry/fused/timeout-late-result", Fused, NULL, fused_set_up, test_fused_timeout_late_result, fused_tear_down);
+  g_test_add ("/retry/fused/ignored-not-counted", Fused, NULL, fused_set_up, test_fused_ignored, fused_tear_down);
+  g_test_add ("/retry/fused/never-synchronous", Fused, NULL, fused_set_up, test_fused_never_synchronous, fused_tear_down);
+  g_test_add ("/retry/fused/cancel", Fused, NULL, fused_set_up, test_fused_cancel, fused_tear_down);
   g_test_add_func ("/retry/fused/thread-context", test_fused_thread_context);
-  g_test_add_func ("/retry/fused/async-result", test_fused_async_result);
-  g_test_add_func ("/retry/fused/stray-thread", test_fused_stray_thread);
+  g_test_add ("/retry/fused/async-result", Fused, NULL, fused_set_up, test_fused_async_result, fused_tear_down);
+  g_test_add ("/retry/fused/stray-thread", Fused, NULL, fused_set_up, test_fused_stray_thread, fused_tear_down);
 
   return g_test_run ();
 }
