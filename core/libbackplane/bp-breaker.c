@@ -108,6 +108,9 @@ struct _BpBreaker
   guint           half_open_successes;
   gboolean        would_open_latched;
 
+  gsize           closed_generation;    /* atomic, written under the mutex:
+                                         * generation + 1 while NORMAL and
+                                         * CLOSED, else 0 (see admission) */
   WindowBucket   *buckets;              /* (owned) (array length=n_buckets) */
   BpEpoch         ring;                 /* bucket of a clock time */
 
@@ -393,6 +396,9 @@ transition_locked (BpBreaker      *self,
   self->state = new_state;
   self->half_open_admitted = 0;
   self->half_open_successes = 0;
+  g_atomic_pointer_set (&self->closed_generation,
+                        self->mode == BP_BREAKER_MODE_NORMAL && new_state == BP_BREAKER_CLOSED
+                        ? (gsize) self->generation + 1 : 0);
 
   switch (new_state)
     {
@@ -546,7 +552,8 @@ bp_breaker_set_property (GObject      *object,
     {
       field = &G_STRUCT_MEMBER (guint, self, uint_props[prop_id - FIRST_UINT_PROP].offset);
       changed = *field != g_value_get_uint (value);
-      *field = g_value_get_uint (value);
+      /* atomic: admission reads timeout-ms without the mutex */
+      g_atomic_int_set ((gint *) field, (gint) g_value_get_uint (value));
       if (changed && self->buckets != NULL && (prop_id == PROP_WINDOW_MS || prop_id == PROP_N_BUCKETS))
         window_realloc_locked (self);
       if (changed && (prop_id == PROP_OPEN_MS || prop_id == PROP_OPEN_MAX_MS) &&
@@ -760,6 +767,7 @@ bp_breaker_init (BpBreaker *self)
   g_mutex_init (&self->mutex);
   self->state = BP_BREAKER_CLOSED;
   self->opened_at = -1;
+  self->closed_generation = (gsize) self->generation + 1;
 }
 
 /**
@@ -1153,9 +1161,28 @@ bp_breaker_admit_into (BpBreaker        *self,
 {
   Pending pending = { 0, };
   GError *local_error = NULL;
+  gsize closed_generation;
 
   if (now < 0)
     now = bp_clock_get_time (self->clock);
+
+  /* Fast path, no lock: a NORMAL breaker that is CLOSED admits every call
+   * and changes nothing by doing so. A transition racing with this read
+   * makes the permit stale, which is what a call admitted just before the
+   * transition is anyway. */
+  closed_generation = g_atomic_pointer_get (&self->closed_generation);
+  if (G_LIKELY (closed_generation != 0))
+    {
+      permit->breaker = NULL;
+      permit->generation = closed_generation - 1;
+      permit->admitted_state = BP_BREAKER_CLOSED;
+      permit->start_us = now;
+      permit->tracked = TRUE;
+      if (out_timeout_ms != NULL)
+        *out_timeout_ms = (guint) g_atomic_int_get ((gint *) &self->timeout_ms);
+      return TRUE;
+    }
+
   g_mutex_lock (&self->mutex);
 
   switch (self->mode)

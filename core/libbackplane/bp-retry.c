@@ -1024,6 +1024,7 @@ struct _BpRetryRun
   BpRetry             *retry;             /* (owned): the source object */
   GCancellable        *cancellable;       /* (owned) (nullable) */
   GMainContext        *context;           /* (owned): the caller's thread-default */
+  gboolean             context_is_global; /* context is g_main_context_default() */
   GAsyncReadyCallback  callback;          /* (nullable) */
   gpointer             user_data;
   gboolean             starting;          /* inside retry_run(): complete from an idle */
@@ -1075,7 +1076,7 @@ clear_source (GSource **source)
 static void
 bp_retry_run_finalize (GObject *object)
 {
-  BpRetryRun *run = BP_RETRY_RUN (object);
+  BpRetryRun *run = (BpRetryRun *) object;
 
   clear_source (&run->sleep_source);
   clear_source (&run->cancel_source);
@@ -1135,7 +1136,7 @@ static void
 run_return_now (BpRetryRun *run)
 {
   if (run->callback != NULL)
-    run->callback (G_OBJECT (run->retry), G_ASYNC_RESULT (run), run->user_data);
+    run->callback ((GObject *) run->retry, (GAsyncResult *) run, run->user_data);
 }
 
 static gboolean
@@ -1150,7 +1151,7 @@ run_in_own_context (BpRetryRun *run)
 {
   GMainContext *current = g_main_context_get_thread_default ();
 
-  return run->context == (current != NULL ? current : g_main_context_default ());
+  return current != NULL ? current == run->context : run->context_is_global;
 }
 
 /* Completes @run with its result or @error (transfer full, nullable) and
@@ -1418,6 +1419,7 @@ retry_run (BpRetry             *self,
   run->retry = g_object_ref (self);
   run->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
   run->context = g_main_context_ref_thread_default ();
+  run->context_is_global = run->context == g_main_context_default ();
   run->callback = callback;
   run->user_data = user_data;
   run->starting = TRUE;
@@ -1593,7 +1595,7 @@ bp_retry_run_finish (BpRetry       *self,
   g_return_val_if_fail (BP_IS_RETRY (self), FALSE);
   g_return_val_if_fail (BP_IS_RETRY_RUN (result), FALSE);
 
-  run = BP_RETRY_RUN (result);
+  run = (BpRetryRun *) result;   /* checked above; no second check on the hot path */
   g_return_val_if_fail (run->retry == self, FALSE);
   g_return_val_if_fail (run->completed, FALSE);
 
