@@ -55,7 +55,11 @@
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 1000
 #define BUSY_TIMEOUT_MS 5000
-#define WORKER_MAX_QUEUED 4096
+/* Caller operations that may wait for the worker; internal jobs (replay
+ * outcomes, at most max-in-flight of them, the due-entry scan and close)
+ * have a reserve above it, so a full queue never drops one of them. */
+#define WORKER_MAX_QUEUED       4096
+#define WORKER_INTERNAL_RESERVE (1000 + 16)
 
 /* ---- the worker-side store --------------------------------------------- */
 
@@ -426,8 +430,9 @@ handler_unref (Handler *handler)
  * kill -9 and power loss. All SQLite work runs on one dedicated worker
  * thread, one operation at a time in submission order
  * ([method@Bp.DeadLetters.flush_async] is a barrier); an fsync never stalls
- * the main loop. At most 4096 operations may wait; more fail with
- * %BP_ERROR_LIMIT_EXCEEDED. [property@Bp.DeadLetters:max-entries] and
+ * the main loop. At most 4096 caller operations may wait; more fail with
+ * %BP_ERROR_LIMIT_EXCEEDED (the queue's own jobs, such as recording a
+ * replay's outcome or closing, have a reserve and are never refused). [property@Bp.DeadLetters:max-entries] and
  * [property@Bp.DeadLetters:max-payload-size] bound the store.
  *
  * ## Deduplication
@@ -548,6 +553,7 @@ struct _BpDeadLetters
   guint          poison_after;
   guint          max_replays_per_second;
   guint          max_in_flight;
+  guint          n_external;       /* caller operations queued or running */
   guint          replay_base_ms;
   guint          replay_cap_ms;
   guint          max_entries;
@@ -652,6 +658,7 @@ struct _Job
   GDestroyNotify free_fields;  /* (nullable) frees the job's own fields */
   GError        *error;        /* (owned) (nullable) */
   gboolean       ran;
+  gboolean       external;     /* a caller's operation, counted in n_external */
   guint64        count;        /* the store's counts after the job */
   guint64        poisoned;
 };
@@ -724,6 +731,19 @@ bp_dead_letters_update_counts (BpDeadLetters *self,
     }
 }
 
+/* Runs on the store's context: hands the job's outcome to its done
+ * function and frees it. */
+static void
+job_complete (Job *job)
+{
+  if (job->external)
+    job->self->n_external--;
+  if (job->ran && job->store != NULL && job->self != NULL)
+    bp_dead_letters_update_counts (job->self, job->count, job->poisoned);
+  job->done (job, job->error);
+  job_free (job);
+}
+
 /* Runs on the store's context. */
 static void
 job_done_cb (GObject      *source_object,
@@ -737,11 +757,7 @@ job_done_cb (GObject      *source_object,
   bp_worker_pool_run_finish (BP_WORKER_POOL (source_object), result, &error);
   if (error != NULL && job->error == NULL)
     job->error = g_steal_pointer (&error);
-
-  if (job->ran && job->store != NULL && job->self != NULL)
-    bp_dead_letters_update_counts (job->self, job->count, job->poisoned);
-  job->done (job, job->error);
-  job_free (job);
+  job_complete (job);
 }
 
 /* Queues @job on the worker thread; it completes on the store's context. */
@@ -795,6 +811,18 @@ bp_dead_letters_submit_for (BpDeadLetters *self,
   job->task = task;
   if (g_task_get_cancellable (task) != NULL)
     job->cancellable = g_object_ref (g_task_get_cancellable (task));
+  if (self->n_external >= WORKER_MAX_QUEUED)
+    {
+      /* Refused as the worker pool would, but only caller operations are:
+       * the task completes on the next iteration, never inside this call. */
+      job->self = g_object_ref (self);
+      g_set_error (&job->error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED,
+                   "Dead-letter store: %u operations are already waiting", WORKER_MAX_QUEUED);
+      job_complete (job);
+      return;
+    }
+  job->external = TRUE;
+  self->n_external++;
   bp_dead_letters_submit (self, job);
 }
 
@@ -3222,7 +3250,7 @@ static void
 bp_dead_letters_init (BpDeadLetters *self)
 {
   self->context = g_main_context_ref_thread_default ();
-  self->worker = bp_worker_pool_new ("dead-letters", 1, WORKER_MAX_QUEUED);
+  self->worker = bp_worker_pool_new ("dead-letters", 1, WORKER_MAX_QUEUED + WORKER_INTERNAL_RESERVE);
   self->cancellable = g_cancellable_new ();
   self->handlers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) handler_unref);
   self->in_flight = g_hash_table_new (g_int64_hash, g_int64_equal);

@@ -1094,6 +1094,44 @@ test_replay_rate_limit (Fixture       *fx,
 }
 
 static void
+flush_count_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  guint *counts = user_data;   /* [0] done, [1] refused */
+  g_autoptr(GError) error = NULL;
+
+  if (bp_dead_letters_flush_finish (BP_DEAD_LETTERS (source), result, &error))
+    counts[0]++;
+  else
+    {
+      g_assert_error (error, BP_ERROR, BP_ERROR_LIMIT_EXCEEDED);
+      counts[1]++;
+    }
+}
+
+/* At most 4096 caller operations wait; the next ones are refused at once,
+ * however fast the worker drains (the bound is counted where they are
+ * answered, not in the worker's queue), and the store works on afterwards. */
+static void
+test_queue_bound (Fixture       *fx,
+                  gconstpointer  data)
+{
+  guint counts[2] = { 0, 0 };
+  const guint n = 4096 + 10;
+
+  for (guint i = 0; i < n; i++)
+    bp_dead_letters_flush_async (fx->dl, NULL, flush_count_cb, counts);
+  while (counts[0] + counts[1] < n)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (counts[0], ==, 4096);
+  g_assert_cmpuint (counts[1], ==, 10);
+
+  enqueue (fx->dl, "pg", "after");
+  g_assert_cmpuint (bp_dead_letters_get_count (fx->dl), ==, 1);
+}
+
+static void
 test_replay_in_flight (Fixture       *fx,
                        gconstpointer  data)
 {
@@ -1571,6 +1609,7 @@ main (int   argc,
   ADD ("/dead-letters/replay/retry-after", test_replay_retry_after);
   ADD ("/dead-letters/replay/circuit-open-not-counted", test_replay_circuit_open);
   ADD ("/dead-letters/replay/handler-cancelled-backs-off", test_replay_handler_cancelled);
+  ADD ("/dead-letters/queue-bound", test_queue_bound);
   ADD ("/dead-letters/replay/rate-limit", test_replay_rate_limit);
   ADD ("/dead-letters/replay/in-flight", test_replay_in_flight);
   ADD ("/dead-letters/replay/all", test_replay_all);
