@@ -23,6 +23,7 @@
 #include "bench-common.h"
 
 #define MAX_CHILDREN     8
+#define MAX_CLEANUPS     4
 #define CALL_TIMEOUT_MS  30000
 #define START_TIMEOUT_MS 30000
 #define STOP_TIMEOUT_MS  30000
@@ -46,6 +47,7 @@ static const char * const *die_logs;
 static gsize die_log_bytes;
 static char *tmpdir;
 static GSubprocess *children[MAX_CHILDREN];
+static BenchCleanupFunc cleanups[MAX_CLEANUPS];
 static GSubprocess *daemon_proc;
 static guint32 daemon_pid;
 static gboolean daemon_exited;
@@ -109,7 +111,8 @@ rm_rf (const char *path)
  * bench_cleanup:
  *
  * Kills the processes bench_spawn_logged() started that were not
- * forgotten, the last started first (services before the bus), and removes
+ * forgotten, the last started first (services before the bus), calls the
+ * functions given to bench_at_cleanup(), the last given first, and removes
  * the temporary directory.
  */
 void
@@ -122,9 +125,39 @@ bench_cleanup (void)
         g_subprocess_wait (children[i], NULL, NULL);
         g_clear_object (&children[i]);
       }
+  for (int i = MAX_CLEANUPS - 1; i >= 0; i--)
+    if (cleanups[i] != NULL)
+      {
+        BenchCleanupFunc func = cleanups[i];
+
+        /* once, even if it dies */
+        cleanups[i] = NULL;
+        func ();
+      }
   if (tmpdir != NULL)
     rm_rf (tmpdir);
   g_clear_pointer (&tmpdir, g_free);
+}
+
+/**
+ * bench_at_cleanup:
+ * @func: what to call
+ *
+ * Has bench_cleanup(), and so bench_die(), call @func once, after killing
+ * the processes it knows and before removing the temporary directory: for
+ * what the benchmark started that bench_spawn_logged() does not track,
+ * such as a server that detaches itself and keeps its files there.
+ */
+void
+bench_at_cleanup (BenchCleanupFunc func)
+{
+  for (guint i = 0; i < MAX_CLEANUPS; i++)
+    if (cleanups[i] == NULL)
+      {
+        cleanups[i] = func;
+        return;
+      }
+  g_error ("%s: too many clean-up functions", program_name);
 }
 
 static void

@@ -7,8 +7,9 @@
  * bench_daemon_stop() and bench_cleanup(). On any failure it calls
  * bench_die(), which shows the logs, kills every process started through
  * bench_spawn_logged() (and so bench_start_bus(), bench_start_server(),
- * bench_daemon_start()) and removes the directory. Every such process also
- * dies with the benchmark (PR_SET_PDEATHSIG), even if it is SIGKILLed.
+ * bench_daemon_start()), calls what was registered with bench_at_cleanup()
+ * and removes the directory. Every such process also dies with the
+ * benchmark (PR_SET_PDEATHSIG), even if it is SIGKILLed.
  *
  * A process started with a log name writes its output to that file in the
  * temporary directory. The functions are documented in bench-common.c.
@@ -27,12 +28,15 @@ G_BEGIN_DECLS
 
 /* Set-up, failure, clean-up */
 
+typedef void (*BenchCleanupFunc) (void);
+
 void                 bench_init            (const char         *program,
                                             const char * const *logs,
                                             gsize               max_log_bytes);
 void                 bench_die             (const char         *format,
                                             ...) G_GNUC_NORETURN G_GNUC_PRINTF (1, 2);
 void                 bench_cleanup         (void);
+void                 bench_at_cleanup      (BenchCleanupFunc    func);
 const char          *bench_make_tmpdir     (void);
 char                *bench_tmp_path        (const char         *name);
 char                *bench_write_file      (const char         *name,

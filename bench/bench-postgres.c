@@ -1,8 +1,8 @@
 /* bench-postgres.c: the postgres backend against baselines, in one run
  *
  * Starts a throw-away PostgreSQL cluster (tests/postgres/pg-cluster.sh:
- * fsync off, Unix socket), a private dbus-daemon (GTestDBus) and backplaned
- * from the build tree with two backends on that cluster:
+ * fsync off, Unix socket), a private dbus-daemon and backplaned from the
+ * build tree (bench-common.c) with two backends on that cluster:
  *
  *   db     the pool (pool.min=4, pool.max=16)
  *   fresh  the same, with pool.max-uses=1: every query opens (and closes)
@@ -24,9 +24,11 @@
  *  5. backplaned's own Manager.LoopLag after every phase (goal p99 < 2 ms).
  *
  * Rates are medians of interleaved rounds. It asserts nothing about time
- * and exits 0 unless something breaks (then 1 with a message). Every
- * process it starts is stopped at exit; a watchdog child stops the cluster
- * if this program dies, the daemon has PR_SET_PDEATHSIG.
+ * and exits 0 unless something breaks (then 1 with a message and the
+ * logs). Every process it starts is stopped at exit, on error and on
+ * SIGTERM, SIGINT or SIGHUP; if this program is killed otherwise, a
+ * watchdog child stops the cluster, and the bus and the daemon die with it
+ * (PR_SET_PDEATHSIG).
  *
  * Options: --rows N (default 1000000), --rounds N (default 3).
  *
@@ -37,12 +39,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
@@ -50,25 +50,22 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
-#define BUS_NAME      "org.backplane.Backplane1"
-#define ROOT_PATH     "/org/backplane/Backplane1"
-#define DB_PATH       ROOT_PATH "/backend/db"
-#define FRESH_PATH    ROOT_PATH "/backend/fresh"
+#include "bench-common.h"
+
+#define DB_PATH       BENCH_ROOT_PATH "/backend/db"
+#define FRESH_PATH    BENCH_ROOT_PATH "/backend/fresh"
 #define SQL_IFACE     "org.backplane.Backplane1.Sql"
 #define BACKEND_IFACE "org.backplane.Backplane1.Backend"
-#define MANAGER_IFACE "org.backplane.Backplane1.Manager"
 #define IN_FLIGHT     16
 #define CALL_TIMEOUT  60000
 
-static char *tmpdir;
+static const char *tmpdir;
 static char *pg_dir;
 static char *pg_script;
 static char *conninfo;
-static GTestDBus *bus;
 static GDBusConnection *conn;
-static GSubprocess *daemon_proc;
-static guint32 daemon_pid;
 static int watchdog_fd = -1;
+static pid_t watchdog_pid = -1;
 static guint rounds = 3;
 static guint rows_total = 1000000;
 
@@ -80,28 +77,22 @@ run_script (const char *action)
 {
   g_autoptr(GError) error = NULL;
   const char *argv[] = { "/bin/sh", pg_script, action, pg_dir, NULL };
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "BP_PG_BINDIR", BP_PG_BINDIR, TRUE);
   int status;
 
-  if (!g_spawn_sync ("/", (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+  /* the same server binaries as the start, whatever the script's default */
+  if (!g_spawn_sync ("/", (char **) argv, envp, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL,
                      &status, &error))
     g_printerr ("pg-cluster.sh %s: %s\n", action, error->message);
 }
 
+/* Given to bench_at_cleanup(): bench_cleanup() and bench_die() call it
+ * after killing the daemon and the bus, before removing the temporary
+ * directory the cluster lives in. pg_ctl detaches the server, so
+ * PR_SET_PDEATHSIG does not reach it. */
 static void
-cleanup (void)
+stop_cluster (void)
 {
-  if (daemon_proc != NULL)
-    {
-      g_subprocess_send_signal (daemon_proc, SIGTERM);
-      g_subprocess_wait (daemon_proc, NULL, NULL);
-      g_clear_object (&daemon_proc);
-    }
-  if (conn != NULL)
-    g_dbus_connection_close_sync (conn, NULL, NULL);
-  g_clear_object (&conn);
-  if (bus != NULL)
-    g_test_dbus_down (bus);
-  g_clear_object (&bus);
   if (pg_dir != NULL && g_file_test (pg_dir, G_FILE_TEST_IS_DIR))
     run_script ("stop");
   if (watchdog_fd >= 0)
@@ -112,33 +103,12 @@ cleanup (void)
         g_printerr ("watchdog: write failed\n");
       close (watchdog_fd);
       watchdog_fd = -1;
+      /* it exits at once on that byte: reap it, so it leaves no zombie */
+      if (watchdog_pid > 0)
+        while (waitpid (watchdog_pid, NULL, 0) < 0 && errno == EINTR)
+          ;
+      watchdog_pid = -1;
     }
-  if (tmpdir != NULL)
-    {
-      g_autofree char *q = g_shell_quote (tmpdir);
-      g_autofree char *rm = g_strdup_printf ("rm -rf %s", q);
-
-      if (system (rm) != 0)
-        g_printerr ("could not remove %s\n", tmpdir);
-      g_clear_pointer (&tmpdir, g_free);
-    }
-}
-
-static void die (const char *format, ...) G_GNUC_PRINTF (1, 2) G_GNUC_NORETURN;
-
-static void
-die (const char *format,
-     ...)
-{
-  va_list args;
-
-  va_start (args, format);
-  g_printerr ("bench-postgres: ");
-  g_vfprintf (stderr, format, args);
-  g_printerr ("\n");
-  va_end (args);
-  cleanup ();
-  exit (1);
 }
 
 /* A child that stops the cluster if we die without saying goodbye. */
@@ -149,15 +119,19 @@ start_watchdog (void)
   pid_t pid;
 
   if (pipe (fds) != 0)
-    die ("pipe: %s", g_strerror (errno));
+    bench_die ("pipe: %s", g_strerror (errno));
   pid = fork ();
   if (pid < 0)
-    die ("fork: %s", g_strerror (errno));
+    bench_die ("fork: %s", g_strerror (errno));
   if (pid == 0)
     {
       char c;
       ssize_t r;
 
+      /* not bench_init()'s handlers: they need our main loop */
+      signal (SIGTERM, SIG_DFL);
+      signal (SIGINT, SIG_DFL);
+      signal (SIGHUP, SIG_DFL);
       setsid ();
       close (fds[1]);
       do
@@ -165,6 +139,7 @@ start_watchdog (void)
       while (r < 0 && errno == EINTR);
       if (r == 1)
         _exit (0);
+      setenv ("BP_PG_BINDIR", BP_PG_BINDIR, 1);
       execl ("/bin/sh", "sh", "-c", "\"$0\" stop \"$1\" >/dev/null 2>&1; rm -rf \"$2\"",
              pg_script, pg_dir, tmpdir, (char *) NULL);
       _exit (127);
@@ -173,53 +148,13 @@ start_watchdog (void)
   g_unix_set_fd_nonblocking (fds[1], FALSE, NULL);
   fcntl (fds[1], F_SETFD, FD_CLOEXEC);
   watchdog_fd = fds[1];
-}
-
-static gboolean
-flag_cb (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static void
-iterate_for (guint ms)
-{
-  gboolean done = FALSE;
-
-  g_timeout_add (ms, flag_cb, &done);
-  while (!done)
-    g_main_context_iteration (NULL, TRUE);
+  watchdog_pid = pid;
 }
 
 static guint64
 daemon_rss_kib (void)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%u/status", daemon_pid);
-  g_autofree char *text = NULL;
-  const char *line;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    return 0;
-  line = strstr (text, "VmRSS:");
-  return line != NULL ? g_ascii_strtoull (line + 6, NULL, 10) : 0;
-}
-
-static int
-compare_double (const void *a,
-                const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-
-  return x < y ? -1 : x > y;
-}
-
-static double
-median (double *values,
-        guint   n)
-{
-  qsort (values, n, sizeof (double), compare_double);
-  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  return bench_proc_status_kib (bench_daemon_pid (), "VmRSS");
 }
 
 /* ------------------------------------------------------------------ */
@@ -228,24 +163,24 @@ median (double *values,
 static void
 start_cluster (void)
 {
-  const char *source = g_getenv ("BACKPLANE_SOURCE_ROOT");
   g_autoptr(GError) error = NULL;
   g_autofree char *out = NULL;
   g_autofree char *err = NULL;
   g_auto(GStrv) lines = NULL;
   int status;
 
-  pg_script = g_build_filename (source != NULL ? source : BP_SOURCE_ROOT, "tests", "postgres", "pg-cluster.sh", NULL);
-  pg_dir = g_build_filename (tmpdir, "pg", NULL);
+  pg_script = g_build_filename (bench_source_root (), "tests", "postgres", "pg-cluster.sh", NULL);
+  pg_dir = bench_tmp_path ("pg");
   start_watchdog ();
+  bench_at_cleanup (stop_cluster);
   {
     const char *argv[] = { "/bin/sh", pg_script, "start", pg_dir, NULL };
     g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "BP_PG_BINDIR", BP_PG_BINDIR, TRUE);
 
     if (!g_spawn_sync ("/", (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error))
-      die ("pg-cluster.sh: %s", error->message);
+      bench_die ("pg-cluster.sh: %s", error->message);
     if (!g_spawn_check_wait_status (status, NULL))
-      die ("pg-cluster.sh start failed: %s", err);
+      bench_die ("pg-cluster.sh start failed: %s", err);
   }
   lines = g_strsplit (out, "\n", -1);
   for (guint i = 0; lines[i] != NULL; i++)
@@ -255,27 +190,7 @@ start_cluster (void)
         conninfo[strlen (conninfo) - 1] = '\0';
       }
   if (conninfo == NULL)
-    die ("pg-cluster.sh printed no socket conninfo: %s", out);
-}
-
-static void
-child_setup (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-}
-
-typedef struct
-{
-  gboolean appeared;
-} NameWait;
-
-static void
-name_appeared_cb (GDBusConnection *connection,
-                  const char      *name,
-                  const char      *owner,
-                  gpointer         user_data)
-{
-  ((NameWait *) user_data)->appeared = TRUE;
+    bench_die ("pg-cluster.sh printed no socket conninfo: %s", out);
 }
 
 static GVariant *
@@ -284,74 +199,34 @@ get_property (const char *path,
               const char *name)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = g_dbus_connection_call_sync (conn, BUS_NAME, path, "org.freedesktop.DBus.Properties",
-                                                           "Get", g_variant_new ("(ss)", iface, name),
+  g_autoptr(GVariant) reply = g_dbus_connection_call_sync (conn, BENCH_BUS_NAME, path,
+                                                           "org.freedesktop.DBus.Properties", "Get",
+                                                           g_variant_new ("(ss)", iface, name),
                                                            G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE,
                                                            CALL_TIMEOUT, NULL, &error);
   GVariant *value;
 
   if (reply == NULL)
-    die ("Get %s.%s: %s", iface, name, error->message);
+    bench_die ("Get %s.%s: %s", iface, name, error->message);
   g_variant_get (reply, "(v)", &value);
   return value;
 }
 
+/* Starts the bus and backplaned, and waits until both backends are ready. */
 static void
 start_daemon (void)
 {
-  const char *build = g_getenv ("BACKPLANE_BUILD_ROOT");
-  const char *plugins = g_getenv ("BACKPLANE_PLUGIN_PATH");
-  g_autofree char *exe = g_build_filename (build != NULL ? build : BP_BUILD_ROOT, "core", "daemon", "backplaned", NULL);
-  g_autofree char *config_path = g_build_filename (tmpdir, "backplane.conf", NULL);
-  g_autofree char *log_path = g_build_filename (tmpdir, "backplaned.log", NULL);
+  g_autofree char *address = NULL;
   g_autofree char *config = NULL;
-  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
-  g_autoptr(GError) error = NULL;
-  NameWait wait = { FALSE };
   gint64 deadline;
-  guint watch;
 
   config = g_strdup_printf ("[backend db]\ntype=postgres\nconninfo=%s\npool.min=4\npool.max=16\n"
                             "max-statements=100000\n\n"
                             "[backend fresh]\ntype=postgres\nconninfo=%s\npool.max=16\npool.max-uses=1\n",
                             conninfo, conninfo);
-  if (!g_file_set_contents (config_path, config, -1, &error))
-    die ("%s", error->message);
-
-  bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-  g_test_dbus_up (bus);
-  conn = g_dbus_connection_new_for_address_sync (g_test_dbus_get_bus_address (bus),
-                                                 G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                 G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                                 NULL, NULL, &error);
-  if (conn == NULL)
-    die ("bus: %s", error->message);
-
-  g_subprocess_launcher_setenv (launcher, "BACKPLANE_PLUGIN_PATH",
-                                plugins != NULL ? plugins : BP_BUILD_PLUGINDIR, TRUE);
-  g_subprocess_launcher_setenv (launcher, "XDG_CONFIG_HOME", tmpdir, TRUE);
-  g_subprocess_launcher_setenv (launcher, "XDG_DATA_HOME", tmpdir, TRUE);
-  g_subprocess_launcher_setenv (launcher, "XDG_STATE_HOME", tmpdir, TRUE);
-  g_subprocess_launcher_setenv (launcher, "XDG_RUNTIME_DIR", tmpdir, TRUE);
-  g_subprocess_launcher_unsetenv (launcher, "G_MESSAGES_DEBUG");
-  g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
-  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
-  daemon_proc = g_subprocess_launcher_spawn (launcher, &error, exe, "--config", config_path,
-                                             "--address", g_test_dbus_get_bus_address (bus), NULL);
-  if (daemon_proc == NULL)
-    die ("backplaned: %s", error->message);
-  daemon_pid = (guint32) g_ascii_strtoull (g_subprocess_get_identifier (daemon_proc), NULL, 10);
-
-  watch = g_bus_watch_name_on_connection (conn, BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                          name_appeared_cb, NULL, &wait, NULL);
-  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
-  while (!wait.appeared)
-    {
-      if (g_get_monotonic_time () > deadline)
-        die ("backplaned did not own its name (log: %s)", log_path);
-      iterate_for (20);
-    }
-  g_bus_unwatch_name (watch);
+  address = bench_start_bus (NULL);
+  conn = bench_connect (address);
+  bench_daemon_start (conn, address, config, NULL);
 
   for (guint i = 0; i < 2; i++)
     {
@@ -365,8 +240,8 @@ start_daemon (void)
           if (g_str_equal (g_variant_get_string (state, NULL), "ready"))
             break;
           if (g_get_monotonic_time () > deadline)
-            die ("%s is %s", path, g_variant_get_string (state, NULL));
-          iterate_for (50);
+            bench_die ("%s is %s", path, g_variant_get_string (state, NULL));
+          bench_iterate_for (50);
         }
     }
 }
@@ -409,7 +284,7 @@ send_one (Batch *b)
 {
   b->to_send--;
   b->in_flight++;
-  g_dbus_connection_call (conn, BUS_NAME, b->path, b->iface, b->method, b->params,
+  g_dbus_connection_call (conn, BENCH_BUS_NAME, b->path, b->iface, b->method, b->params,
                           b->reply_type != NULL ? G_VARIANT_TYPE (b->reply_type) : NULL,
                           G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT, NULL, call_done_cb, b);
 }
@@ -435,7 +310,7 @@ run_batch (const char *path,
   elapsed = g_get_monotonic_time () - start;
   g_clear_pointer (&b.params, g_variant_unref);
   if (b.error != NULL)
-    die ("%s.%s: %s", iface, method, b.error->message);
+    bench_die ("%s.%s: %s", iface, method, b.error->message);
   return n_calls / (elapsed / 1e6);
 }
 
@@ -454,37 +329,16 @@ query_ok (const char *sql)
 /* ------------------------------------------------------------------ */
 /* Loop lag                                                            */
 
-typedef struct
-{
-  gint64 p50, p99, max;
-  guint64 stalls;
-} Lag;
-
-static Lag
-loop_lag (void)
-{
-  g_autoptr(GVariant) lag = NULL;
-  Lag l = { 0 };
-
-  /* The property is refreshed at most once a second. */
-  iterate_for (1100);
-  g_clear_pointer (&lag, g_variant_unref);
-  lag = get_property (ROOT_PATH, MANAGER_IFACE, "LoopLag");
-  g_variant_lookup (lag, "p50-us", "x", &l.p50);
-  g_variant_lookup (lag, "p99-us", "x", &l.p99);
-  g_variant_lookup (lag, "max-us", "x", &l.max);
-  g_variant_lookup (lag, "stalls-over-16ms", "t", &l.stalls);
-  return l;
-}
-
 static void
 print_lag (const char *phase)
 {
-  Lag l = loop_lag ();
+  BenchLoopLag l;
 
+  /* Backend.Ping: a call that wakes the loop and touches no database */
+  bench_read_loop_lag (conn, DB_PATH, BACKEND_IFACE, "Ping", &l);
   g_print ("  loop lag after %-22s p50 %5" G_GINT64_FORMAT " us  p99 %6" G_GINT64_FORMAT " us  "
            "max %7" G_GINT64_FORMAT " us  stalls>16ms %" G_GUINT64_FORMAT "  [goal p99 < 2000 us]\n",
-           phase, l.p50, l.p99, l.max, l.stalls);
+           phase, l.p50_us, l.p99_us, l.max_us, l.stalls);
 }
 
 /* ------------------------------------------------------------------ */
@@ -506,7 +360,7 @@ phase_query_vs_ping (void)
       ratio[r] = query[r] / ping[r];
     }
   g_print ("  Ping  %9.0f calls/s\n  Query %9.0f calls/s\n  ratio %9.2fx   [goal >= 0.5x]\n",
-           median (ping, rounds), median (query, rounds), median (ratio, rounds));
+           bench_median (ping, rounds), bench_median (query, rounds), bench_median (ratio, rounds));
   print_lag ("query-vs-ping");
 }
 
@@ -530,7 +384,7 @@ phase_pooled_vs_fresh (void)
     }
   g_print ("  pooled           %9.0f queries/s\n  connect-per-query %8.0f queries/s\n"
            "  ratio            %9.1fx   [goal >= 10x]\n",
-           median (pooled, rounds), median (fresh, rounds), median (ratio, rounds));
+           bench_median (pooled, rounds), bench_median (fresh, rounds), bench_median (ratio, rounds));
   print_lag ("pooled-vs-fresh");
 }
 
@@ -564,7 +418,7 @@ drain (int       fd,
         }
     }
   if (n < 0)
-    die ("read: %s", g_strerror (errno));
+    bench_die ("read: %s", g_strerror (errno));
   close (fd);
   return total;
 }
@@ -602,11 +456,11 @@ stream_query_to_fd (const char *sql,
   int pipe_fds[2];
 
   if (!g_unix_open_pipe (pipe_fds, FD_CLOEXEC, NULL))
-    die ("pipe");
+    bench_die ("pipe");
   g_unix_fd_list_append (fds, pipe_fds[1], NULL);
   close (pipe_fds[1]);
   start = g_get_monotonic_time ();
-  g_dbus_connection_call_with_unix_fd_list (conn, BUS_NAME, DB_PATH, SQL_IFACE, "QueryToFd",
+  g_dbus_connection_call_with_unix_fd_list (conn, BENCH_BUS_NAME, DB_PATH, SQL_IFACE, "QueryToFd",
                                             g_variant_new_parsed ("(%s, @av [], @h 0, {'format': <%s>})", sql, format),
                                             G_VARIANT_TYPE ("(a(ss))"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT,
                                             fds, NULL, fd_call_done_cb, &r);
@@ -618,7 +472,7 @@ stream_query_to_fd (const char *sql,
   while (!r.done)
     g_main_context_iteration (NULL, TRUE);
   if (r.reply == NULL)
-    die ("QueryToFd: %s", r.error->message);
+    bench_die ("QueryToFd: %s", r.error->message);
   g_variant_unref (r.reply);
   return rows_total / (elapsed / 1e6);
 }
@@ -639,13 +493,13 @@ stream_psql (const char *sql,
 
   proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, psql, "-X", "-q", "-d", conninfo, "-c", copy, NULL);
   if (proc == NULL)
-    die ("psql: %s", error->message);
+    bench_die ("psql: %s", error->message);
   out = g_subprocess_get_stdout_pipe (proc);
   fd = dup (g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (out)));
   g_unix_set_fd_nonblocking (fd, FALSE, NULL);
   *out_bytes = drain (fd, 0, NULL);
   if (!g_subprocess_wait_check (proc, NULL, &error))
-    die ("psql: %s", error->message);
+    bench_die ("psql: %s", error->message);
   elapsed = g_get_monotonic_time () - start;
   return rows_total / (elapsed / 1e6);
 }
@@ -673,11 +527,12 @@ phase_stream (void)
       ratio_csv[r] = csv[r] / psql[r];
       ratio_jsonl[r] = jsonl[r] / psql[r];
     }
-  g_print ("  psql COPY csv     %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)\n", median (psql, rounds), bytes_psql);
+  g_print ("  psql COPY csv     %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)\n",
+           bench_median (psql, rounds), bytes_psql);
   g_print ("  QueryToFd csv     %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)  ratio %.2fx   [goal >= 0.5x]\n",
-           median (csv, rounds), bytes_csv, median (ratio_csv, rounds));
+           bench_median (csv, rounds), bytes_csv, bench_median (ratio_csv, rounds));
   g_print ("  QueryToFd jsonl   %9.0f rows/s  (%" G_GUINT64_FORMAT " bytes)  ratio %.2fx\n",
-           median (jsonl, rounds), bytes_jsonl, median (ratio_jsonl, rounds));
+           bench_median (jsonl, rounds), bytes_jsonl, bench_median (ratio_jsonl, rounds));
   g_print ("  backplaned RSS    %" G_GUINT64_FORMAT " KiB before, peak growth while streaming %.1f MiB"
            "   [goal < 20 MiB]\n", rss_before, growth / 1024.0);
   print_lag ("streaming");
@@ -758,11 +613,11 @@ phase_pipeline (void)
       ratio[r] = one_sync[r] / seq[r];
       ratio_each[r] = sync_each[r] / seq[r];
     }
-  g_print ("  sequential Query            %9.0f rows/s\n", median (seq, rounds));
-  g_print ("  Execute atomic (one sync)   %9.0f rows/s  ratio %.1fx\n", median (one_sync, rounds),
-           median (ratio, rounds));
-  g_print ("  Execute (sync per stmt)     %9.0f rows/s  ratio %.1fx\n", median (sync_each, rounds),
-           median (ratio_each, rounds));
+  g_print ("  sequential Query            %9.0f rows/s\n", bench_median (seq, rounds));
+  g_print ("  Execute atomic (one sync)   %9.0f rows/s  ratio %.1fx\n", bench_median (one_sync, rounds),
+           bench_median (ratio, rounds));
+  g_print ("  Execute (sync per stmt)     %9.0f rows/s  ratio %.1fx\n", bench_median (sync_each, rounds),
+           bench_median (ratio_each, rounds));
   query_ok ("DROP TABLE bench_ins");
   print_lag ("pipeline");
 }
@@ -771,7 +626,7 @@ int
 main (int   argc,
       char *argv[])
 {
-  g_autoptr(GError) error = NULL;
+  static const char * const logs[] = { "backplaned.log", "pg/postgres.log", "dbus-daemon.log", NULL };
   gint64 start = g_get_monotonic_time ();
 
   for (int i = 1; i < argc; i++)
@@ -796,16 +651,16 @@ main (int   argc,
     }
   signal (SIGPIPE, SIG_IGN);
 
-  tmpdir = g_dir_make_tmp ("bp-bench-pg-XXXXXX", &error);
-  if (tmpdir == NULL)
-    die ("%s", error->message);
+  /* the logs can be long: their tails on failure */
+  bench_init ("bench-postgres", logs, 8192);
+  tmpdir = bench_make_tmpdir ();
   /* As root the server runs as postgres, which must reach its directory. */
   g_chmod (tmpdir, 0755);
   start_cluster ();
   start_daemon ();
 
   g_print ("bench-postgres: PostgreSQL in %s, backplaned pid %u, %u round(s) per measurement, "
-           "medians shown\n", pg_dir, daemon_pid, rounds);
+           "medians shown\n", pg_dir, bench_daemon_pid (), rounds);
   /* Warm up: the pools, the server's caches. */
   run_batch (DB_PATH, SQL_IFACE, "Query", query_params ("SELECT 1"), "(a(ss)aa{sv})", 2000, IN_FLIGHT);
   run_batch (FRESH_PATH, SQL_IFACE, "Query", query_params ("SELECT 1"), "(a(ss)aa{sv})", 32, IN_FLIGHT);
@@ -817,7 +672,7 @@ main (int   argc,
 
   {
     /* What the daemon logged about stalls (what ran, how long). */
-    g_autofree char *log_path = g_build_filename (tmpdir, "backplaned.log", NULL);
+    g_autofree char *log_path = bench_tmp_path ("backplaned.log");
     g_autofree char *log = NULL;
 
     if (g_file_get_contents (log_path, &log, NULL, NULL))
@@ -830,6 +685,9 @@ main (int   argc,
       }
   }
   g_print ("\nbench-postgres: done in %.0f s\n", (g_get_monotonic_time () - start) / 1e6);
-  cleanup ();
+  bench_daemon_stop ();
+  g_dbus_connection_close_sync (conn, NULL, NULL);
+  g_clear_object (&conn);
+  bench_cleanup ();
   return 0;
 }
