@@ -1122,16 +1122,26 @@ bp_breaker_force_open (BpBreaker *self)
 /* Admission -------------------------------------------------------------- */
 
 static void
+permit_fill (BpBreakerPermit *permit,
+             guint64          generation,
+             BpBreakerState   state,
+             gint64           now,
+             gboolean         tracked)
+{
+  permit->breaker = NULL;
+  permit->generation = generation;
+  permit->admitted_state = state;
+  permit->start_us = now;
+  permit->tracked = tracked;
+}
+
+static void
 permit_init_locked (BpBreaker       *self,
                     BpBreakerPermit *permit,
                     gint64           now,
                     gboolean         tracked)
 {
-  permit->breaker = NULL;
-  permit->generation = self->generation;
-  permit->admitted_state = self->state;
-  permit->start_us = now;
-  permit->tracked = tracked;
+  permit_fill (permit, self->generation, self->state, now, tracked);
 }
 
 static GError *
@@ -1173,11 +1183,7 @@ bp_breaker_admit_into (BpBreaker        *self,
   closed_generation = g_atomic_pointer_get (&self->closed_generation);
   if (G_LIKELY (closed_generation != 0))
     {
-      permit->breaker = NULL;
-      permit->generation = closed_generation - 1;
-      permit->admitted_state = BP_BREAKER_CLOSED;
-      permit->start_us = now;
-      permit->tracked = TRUE;
+      permit_fill (permit, closed_generation - 1, BP_BREAKER_CLOSED, now, TRUE);
       if (out_timeout_ms != NULL)
         *out_timeout_ms = (guint) g_atomic_int_get ((gint *) &self->timeout_ms);
       return TRUE;

@@ -58,8 +58,9 @@
 /* Caller operations that may wait for the worker; internal jobs (replay
  * outcomes, at most max-in-flight of them, the due-entry scan and close)
  * have a reserve above it, so a full queue never drops one of them. */
+#define MAX_IN_FLIGHT_LIMIT     1000   /* bound of the max-in-flight property */
 #define WORKER_MAX_QUEUED       4096
-#define WORKER_INTERNAL_RESERVE (1000 + 16)
+#define WORKER_INTERNAL_RESERVE (MAX_IN_FLIGHT_LIMIT + 16)
 
 /* ---- the worker-side store --------------------------------------------- */
 
@@ -3168,7 +3169,7 @@ bp_dead_letters_class_init (BpDeadLettersClass *klass)
    * Replays running at once per backend (1 to 1000, default 1).
    */
   properties[PROP_MAX_IN_FLIGHT] =
-    g_param_spec_uint ("max-in-flight", NULL, NULL, 1, 1000, 1, rw);
+    g_param_spec_uint ("max-in-flight", NULL, NULL, 1, MAX_IN_FLIGHT_LIMIT, 1, rw);
 
   /**
    * BpDeadLetters:replay-base-ms:
